@@ -1,0 +1,130 @@
+"""The requests auth object: allowlist check, header, one 401 replay, redirect stripping.
+
+The 401 replay follows requests' own ``HTTPDigestAuth``: remember the body position when the
+request is prepared, and on a 401 rewind, copy the request, re-send it through the same adapter
+with the same send arguments, and keep the first response in ``history``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+from urllib.parse import urljoin
+
+from requests import PreparedRequest, Response
+from requests.auth import AuthBase
+from requests.cookies import extract_cookies_to_jar
+
+from .credentials import Credential
+from .hosts import HostPolicy, Origin, origin_of
+from .log import get_logger
+from .source import CredentialSource
+
+logger = get_logger(__name__)
+AUTHORIZATION = "Authorization"
+
+
+class SecretsAuth(AuthBase):
+    """Attaches the current credential to requests bound for allowed origins only."""
+
+    def __init__(
+        self, source: CredentialSource, policy: HostPolicy, header_name: str | None = None
+    ) -> None:
+        self.source = source
+        self.policy = policy
+        self.header = header_name or AUTHORIZATION
+        self._custom = header_name is not None
+
+    def __call__(self, r: PreparedRequest) -> PreparedRequest:
+        origin = self.policy.check(r.url or "")  # raises before any credential is touched
+        credential = self.source.get()
+        r.headers[self.header] = credential.header_value(self._custom)
+        position = None
+        tell = getattr(r.body, "tell", None)
+        if tell is not None:
+            try:
+                position = tell()
+            except OSError:
+                position = None
+        r.register_hook(  # type: ignore[no-untyped-call]
+            "response", functools.partial(self._on_response, credential, origin, position)
+        )
+        return r
+
+    # -- response handling --------------------------------------------------------------------
+
+    def _on_response(
+        self,
+        credential: Credential,
+        origin: Origin,
+        position: int | None,
+        r: Response,
+        **kwargs: Any,
+    ) -> Response:
+        if r.is_redirect:
+            self._strip_on_cross_origin_redirect(r, origin)
+            return r
+        if r.status_code != 401 or origin_of(r.url or "") != origin:
+            return r
+        return self._replay(r, credential, position, kwargs)
+
+    def _strip_on_cross_origin_redirect(self, r: Response, origin: Origin) -> None:
+        target = origin_of(urljoin(r.url or "", r.headers.get("location", "")))
+        if target == origin:
+            return
+        removed = r.request.headers.pop(self.header, None)
+        r.request.headers.pop(AUTHORIZATION, None)
+        if removed is not None:
+            logger.info("Redirect to another origin (%s → %s): credentials removed", origin, target)
+
+    def _replay(
+        self, r: Response, failed: Credential, position: int | None, kwargs: dict[str, Any]
+    ) -> Response:
+        self.source.invalidate(failed)
+        fresh = self.source.get()
+        host = origin_of(r.url or "")
+        if fresh.fingerprint == failed.fingerprint:
+            logger.warning(
+                "The server rejected a freshly fetched credential (provider=%s, status=401): "
+                "check it is current and meant for %s",
+                self.source.provider,
+                host,
+            )
+            return r
+        logger.info(
+            "401 from %s: retrying once with a refreshed credential (provider=%s)",
+            host,
+            self.source.provider,
+        )
+        if position is not None:
+            r.request.body.seek(position)  # type: ignore[union-attr]
+        r.content  # noqa: B018 - drain so the connection can be reused
+        r.close()
+        prep = r.request.copy()
+        jar = prep._cookies  # type: ignore[attr-defined]
+        extract_cookies_to_jar(jar, r.request, r.raw)  # type: ignore[no-untyped-call]
+        prep.prepare_cookies(jar)
+        value = fresh.header_value(self._custom)
+        prep.headers[self.header] = value
+        r.request.headers[self.header] = value  # a later same-origin redirect copies this one
+        retried: Response = r.connection.send(prep, **kwargs)
+        retried.history.append(r)
+        retried.request = prep
+        if retried.status_code == 401 and logger.isEnabledFor(logging.WARNING):
+            logger.warning(
+                "The server rejected a freshly fetched credential (provider=%s, status=401): "
+                "check it is current and meant for %s",
+                self.source.provider,
+                host,
+            )
+        return retried
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SecretsAuth) and other.source is self.source
+
+    def __hash__(self) -> int:
+        return id(self.source)
+
+    def __repr__(self) -> str:
+        return f"SecretsAuth(provider={self.source.provider}, header={self.header})"

@@ -1,0 +1,39 @@
+"""Backend name → implementation, imported lazily so no SDK loads until it is used."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from ..errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from ..settings import BackendSettings
+    from .base import Backend
+
+#: module, class and the pip extra that provides its SDK, per backend name.
+_IMPLEMENTATIONS = {
+    "vault": ("vault", "VaultBackend", "vault", "hvac"),
+    "aws-secrets-manager": ("aws", "AwsSecretsManagerBackend", "aws", "boto3"),
+    "azure-key-vault": ("azure", "AzureKeyVaultBackend", "azure", "azure.keyvault.secrets"),
+}
+
+
+def sdk_module(name: str) -> str:
+    """The import name of the SDK a backend needs (for `info` and `doctor`)."""
+    return _IMPLEMENTATIONS[name][3]
+
+
+def create_backend(settings: BackendSettings) -> Backend:
+    """Instantiate the backend for these settings, with a clear error if its SDK is missing."""
+    module_name, class_name, extra, sdk = _IMPLEMENTATIONS[settings.backend_name]
+    try:
+        importlib.import_module(sdk)
+    except ImportError:
+        raise ConfigurationError(
+            f"{settings.backend_name} is enabled but its SDK ({sdk}) is not installed: "
+            f'pip install "mlflow-secrets-auth[{extra}]"'
+        ) from None
+    module = importlib.import_module(f"{__name__}.{module_name}")
+    backend: Backend = getattr(module, class_name)(settings)
+    return backend

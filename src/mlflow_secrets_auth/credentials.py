@@ -1,0 +1,177 @@
+"""Secret payload → a credential ready to put in a header (SPEC §4).
+
+The value lives only inside :class:`Credential`; its repr, str and every error raised here show
+the kind, a length or a fingerprint, never the value.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+from collections.abc import Mapping
+from typing import Literal
+
+from .errors import SecretFormatError
+from .log import register_secret
+
+CredentialKind = Literal["bearer", "basic"]
+# A per-process key: fingerprints tell "same or different credential" within one process, and
+# cannot be used to guess a low-entropy password offline.
+_FINGERPRINT_KEY = os.urandom(16)
+_FORBIDDEN = {chr(c) for c in range(32)} | {"\x7f"}
+
+
+def fingerprint(value: str) -> str:
+    return hmac.new(_FINGERPRINT_KEY, value.encode(), hashlib.sha256).hexdigest()[:12]
+
+
+class Credential:
+    """A bearer token or username/password, with its header values precomputed."""
+
+    __slots__ = ("_raw", "authorization", "fingerprint", "kind", "username")
+
+    def __init__(self, kind: CredentialKind, secret: str, username: str | None = None) -> None:
+        self.kind = kind
+        self.username = username
+        if kind == "basic":
+            pair = f"{username}:{secret}".encode()
+            encoded = base64.b64encode(pair).decode("ascii")
+            self.authorization = f"Basic {encoded}"
+            self._raw = encoded
+            register_secret(secret)
+            register_secret(encoded)
+        else:
+            try:
+                secret.encode("latin-1")
+            except UnicodeEncodeError:
+                raise SecretFormatError(
+                    "the token has characters that an HTTP header cannot carry",
+                    "store an ASCII token",
+                ) from None
+            self.authorization = f"Bearer {secret}"
+            self._raw = secret
+            register_secret(secret)
+        self.fingerprint = fingerprint(self.authorization)
+
+    def header_value(self, custom_header: bool) -> str:
+        """``Authorization`` value, or the raw value for a custom header (no scheme prefix)."""
+        return self._raw if custom_header else self.authorization
+
+    def __repr__(self) -> str:
+        user = f", username={self.username!r}" if self.username else ""
+        return f"Credential(kind={self.kind}{user}, fingerprint={self.fingerprint})"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> str | tuple[object, ...]:
+        raise TypeError("credentials are not picklable")
+
+
+def _clean(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise SecretFormatError(
+            f"the secret's {what} is a {type(value).__name__}, not a string",
+            "store it as a JSON string value",
+        )
+    text = value.strip()
+    if not text:
+        raise SecretFormatError(f"the secret's {what} is empty", f"store a non-empty {what}")
+    bad = sum(1 for c in text if c in _FORBIDDEN)
+    if bad:
+        raise SecretFormatError(
+            f"the secret's {what} contains {bad} control character(s) (such as a line break) "
+            "inside it",
+            f"store the {what} on a single line without control characters",
+        )
+    return text
+
+
+def _split_user_pass(text: str, what: str) -> Credential:
+    username, sep, password = text.partition(":")
+    if not sep or not username or not password:
+        raise SecretFormatError(
+            f"basic mode needs the {what} in the form user:pass, but it has no "
+            f"{'colon' if not sep else 'user or password part'}",
+            'store {"username": "...", "password": "..."}, or use bearer mode',
+        )
+    return Credential("basic", password.strip(), username=username.strip())
+
+
+def _from_mapping(data: Mapping[str, object], mode: CredentialKind) -> Credential:
+    if "token" in data:
+        token = _clean(data["token"], "token")
+        return _split_user_pass(token, "token") if mode == "basic" else Credential("bearer", token)
+    if "username" in data or "password" in data:
+        missing = [k for k in ("username", "password") if k not in data]
+        if missing:
+            raise SecretFormatError(
+                f"the secret has {'username' if 'username' in data else 'password'} but no "
+                f"{missing[0]}",
+                "store both username and password",
+            )
+        username = _clean(data["username"], "username")
+        password = _clean(data["password"], "password")
+        if mode == "bearer":
+            raise SecretFormatError(
+                "the secret holds a username and password but the auth mode is bearer",
+                "set the backend's AUTH_MODE variable (e.g. MLFLOW_VAULT_AUTH_MODE) to basic, "
+                'or store {"token": "..."}',
+            )
+        if ":" in username:
+            raise SecretFormatError(
+                "the secret's username contains ':', which basic authentication cannot carry",
+                "use a username without ':'",
+            )
+        return Credential("basic", password, username=username)
+    keys = ", ".join(sorted(map(str, data))) or "none"
+    raise SecretFormatError(
+        f"the secret has neither 'token' nor 'username' and 'password' (keys found: {keys})",
+        'store {"token": "..."} for bearer or {"username": "...", "password": "..."} for basic',
+    )
+
+
+def parse_secret(payload: str | bytes | Mapping[str, object], mode: CredentialKind) -> Credential:
+    """Interpret a stored secret: JSON object, or a plain token / ``user:pass`` string."""
+    if isinstance(payload, bytes | bytearray):
+        try:
+            payload = bytes(payload).decode("utf-8")
+        except UnicodeDecodeError:
+            raise SecretFormatError(
+                "the binary secret is not UTF-8 text", "store the secret as UTF-8 text or JSON"
+            ) from None
+    if isinstance(payload, Mapping):
+        return _from_mapping(payload, mode)
+    if not isinstance(payload, str):
+        raise SecretFormatError(
+            f"the secret is a {type(payload).__name__}", "store a JSON object or a string"
+        )
+    text = payload.strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError as error:
+            where = getattr(error, "msg", "invalid JSON")
+            raise SecretFormatError(
+                f"the secret looks like JSON but does not parse ({where}, at character "
+                f"{getattr(error, 'pos', '?')})",
+                "fix the JSON, or store a plain token",
+            ) from None
+        if isinstance(data, dict):
+            return _from_mapping(data, mode)
+    token = _clean(text, "token" if mode == "bearer" else "user:pass value")
+    return _split_user_pass(token, "value") if mode == "basic" else Credential("bearer", token)
+
+
+def describe_payload(payload: str | bytes | Mapping[str, object]) -> dict[str, object]:
+    """Shape facts for diagnostics: kind, length, keys, surrounding white space, never values."""
+    if isinstance(payload, Mapping):
+        return {"kind": "mapping", "keys": sorted(map(str, payload))}
+    text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+    return {
+        "kind": "binary" if isinstance(payload, bytes) else "string",
+        "length": len(text),
+        "surrounding_whitespace": text != text.strip(),
+    }

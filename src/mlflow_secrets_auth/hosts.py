@@ -1,0 +1,202 @@
+"""Where credentials may go: allowlist parsing and the per-request origin decision (SPEC §5)."""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from urllib.parse import urlsplit
+
+from .errors import ConfigurationError, HostNotAllowedError
+
+ALLOWED_HOSTS_VARIABLE = "MLFLOW_SECRETS_ALLOWED_HOSTS"
+ALLOW_HTTP_VARIABLE = "MLFLOW_SECRETS_ALLOW_HTTP"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_DECISION_CACHE_SIZE = 256
+
+
+@dataclass(frozen=True)
+class HostRule:
+    """One allowlist entry: a host name or shell-style pattern, optionally pinned to a port."""
+
+    pattern: str
+    port: int | None = None
+
+    def matches(self, host: str, port: int) -> bool:
+        if self.port is not None and self.port != port:
+            return False
+        return self.pattern == "*" or fnmatchcase(host, self.pattern)
+
+    def __str__(self) -> str:
+        host = f"[{self.pattern}]" if ":" in self.pattern else self.pattern
+        return host if self.port is None else f"{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Origin:
+    scheme: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+
+def parse_rule(item: str) -> HostRule:
+    """``host``, ``*.suffix``, ``host:port``, ``[v6]:port`` → HostRule (lowercased)."""
+    text = item.strip().lower()
+    port: int | None = None
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise _bad_rule(item)
+        port_text = rest[1:] if rest else ""
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        host, port_text = text, ""
+    if port_text:
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise _bad_rule(item)
+        port = int(port_text)
+    if not host or any(c in host for c in "/@ "):
+        raise _bad_rule(item)
+    return HostRule(host, port)
+
+
+def _bad_rule(item: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"{ALLOWED_HOSTS_VARIABLE} has an invalid entry {item.strip()!r}: use host names or "
+        "patterns, optionally with a port, e.g. mlflow.example.com,*.corp.example,localhost:5000",
+        variable=ALLOWED_HOSTS_VARIABLE,
+    )
+
+
+def parse_allowed_hosts(raw: str) -> tuple[HostRule, ...]:
+    return tuple(parse_rule(item) for item in raw.split(",") if item.strip())
+
+
+def origin_of(url: str) -> Origin:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(scheme, 0)
+    except ValueError:
+        port = 0
+    return Origin(scheme, host, port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def mlflow_uris() -> tuple[str | None, str | None]:
+    """The current tracking and registry URIs, without importing MLflow if it is not loaded."""
+    if "mlflow" not in sys.modules:
+        import os
+
+        return os.environ.get("MLFLOW_TRACKING_URI"), os.environ.get("MLFLOW_REGISTRY_URI")
+    from mlflow.tracking._model_registry.utils import get_registry_uri
+    from mlflow.tracking._tracking_service.utils import get_tracking_uri
+
+    tracking = get_tracking_uri()
+    try:
+        registry = get_registry_uri()
+    except Exception:  # a registry URI MLflow itself cannot resolve adds nothing to the list
+        registry = None
+    return tracking, registry
+
+
+def default_rules(tracking_uri: str | None, registry_uri: str | None) -> tuple[HostRule, ...]:
+    """With no allowlist set, credentials go only to the tracking and registry hosts."""
+    rules: list[HostRule] = []
+    for uri in (tracking_uri, registry_uri):
+        if not uri:
+            continue
+        parts = urlsplit(uri)
+        if parts.scheme in _DEFAULT_PORTS and parts.hostname:
+            rule = HostRule(parts.hostname.lower())
+            if rule not in rules:
+                rules.append(rule)
+    return tuple(rules)
+
+
+class HostPolicy:
+    """Decides, for each outgoing URL, whether credentials may be attached."""
+
+    def __init__(
+        self,
+        rules: tuple[HostRule, ...] | None,
+        allow_http: bool,
+        uris: Callable[[], tuple[str | None, str | None]] = mlflow_uris,
+    ) -> None:
+        self._rules = rules
+        self._allow_http = allow_http
+        self._uris = uris
+        self._lock = threading.Lock()
+        self._decisions: dict[tuple[str, object], Origin | HostNotAllowedError] = {}
+
+    def effective_rules(self) -> tuple[HostRule, ...]:
+        if self._rules is not None:
+            return self._rules
+        return default_rules(*self._uris())
+
+    def check(self, url: str) -> Origin:
+        """The request's origin if credentials may go there; raise HostNotAllowedError if not."""
+        head = url.split("/", 3)
+        prefix = "/".join(head[:3])
+        context = None if self._rules is not None else self._uris()
+        decision = self._decisions.get((prefix, context))
+        if decision is None:
+            decision = self._decide(url, context)
+            with self._lock:
+                if len(self._decisions) >= _DECISION_CACHE_SIZE:
+                    self._decisions.clear()
+                self._decisions[(prefix, context)] = decision
+        if isinstance(decision, HostNotAllowedError):
+            raise HostNotAllowedError(str(decision), decision.host)
+        return decision
+
+    def _decide(self, url: str, context: object) -> Origin | HostNotAllowedError:
+        origin = origin_of(url)
+        if origin.scheme not in _DEFAULT_PORTS or not origin.host:
+            return HostNotAllowedError(
+                f"Refusing to attach credentials to a non-HTTP(S) URL (scheme "
+                f"{origin.scheme!r}): only http and https requests are authenticated",
+                origin.host,
+            )
+        if self._rules is not None:
+            rules = self._rules
+            source = f"{ALLOWED_HOSTS_VARIABLE}={','.join(map(str, rules))}"
+        else:
+            assert isinstance(context, tuple)
+            rules = default_rules(*context)
+            shown = ",".join(map(str, rules)) or "none: the tracking URI is not http(s)"
+            source = (
+                f"{ALLOWED_HOSTS_VARIABLE} is unset, so only the MLflow tracking/registry "
+                f"host(s) are allowed ({shown})"
+            )
+        host_port = str(origin).split("://", 1)[1]
+        if not any(rule.matches(origin.host, origin.port) for rule in rules):
+            return HostNotAllowedError(
+                f"Host not allowed: {host_port} is not in the credential allowlist ({source}). "
+                f"Add it to {ALLOWED_HOSTS_VARIABLE} if credentials should go there",
+                origin.host,
+            )
+        if origin.scheme == "http" and not self._allow_http and not is_loopback(origin.host):
+            return HostNotAllowedError(
+                f"Refusing to send credentials over plain http to {host_port}: use https, or "
+                f"set {ALLOW_HTTP_VARIABLE}=true if this network is trusted",
+                origin.host,
+            )
+        return origin

@@ -1,0 +1,38 @@
+"""The MLflow request-auth provider (entry point group ``mlflow.request_auth_provider``).
+
+MLflow instantiates this class when it loads its plugins and calls ``get_auth()`` for every
+request, without telling us the URL; the returned auth object checks each real URL itself.
+Nothing here does I/O or imports MLflow or a backend SDK at import or construction time.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .auth import SecretsAuth
+
+PROVIDER_NAME = "mlflow_secrets_auth"
+
+
+class SecretsAuthProviderFactory:
+    """Duck-typed ``mlflow.tracking.request_auth.RequestAuthProvider``."""
+
+    def get_name(self) -> str:
+        return PROVIDER_NAME
+
+    def get_auth(self) -> SecretsAuth | None:
+        """The auth object for the current environment, or None when no backend is enabled."""
+        from .runtime import current_auth
+
+        return current_auth()
+
+    def get_request_auth(self, url: str) -> SecretsAuth | None:
+        """Like get_auth, but refuses up front when ``url`` may not receive credentials."""
+        auth = self.get_auth()
+        if auth is not None:
+            auth.policy.check(url)
+        return auth
+
+    def __repr__(self) -> str:
+        return "SecretsAuthProviderFactory()"

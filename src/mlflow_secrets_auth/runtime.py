@@ -1,0 +1,78 @@
+"""The process-wide state: one cache, one backend per configuration, one auth per environment."""
+
+from __future__ import annotations
+
+import threading
+
+from cachetools import LRUCache
+
+from .auth import SecretsAuth
+from .backends import create_backend
+from .backends.base import Backend
+from .cache import CredentialCache
+from .hosts import HostPolicy
+from .log import configure_from_env, get_logger
+from .settings import BackendSettings, Settings, current_settings_with_snapshot
+from .source import CredentialSource
+
+logger = get_logger(__name__)
+
+CACHE = CredentialCache()
+_lock = threading.Lock()
+_backends: LRUCache[BackendSettings, Backend] = LRUCache(maxsize=8)
+_current: tuple[tuple[object, ...], SecretsAuth | None] | None = None
+
+
+def backend_for(settings: BackendSettings) -> Backend:
+    """The backend instance for these settings, created once and reused (clients, logins)."""
+    with _lock:
+        backend = _backends.get(settings)
+        if backend is None:
+            backend = _backends[settings] = create_backend(settings)
+        return backend
+
+
+def build_auth(settings: Settings) -> SecretsAuth | None:
+    if settings.backend is None:
+        return None
+    for skipped in settings.skipped:
+        logger.debug("Skipping %s: %s", skipped.backend, skipped)
+    general = settings.general
+    source = CredentialSource(backend_for(settings.backend), settings.backend, CACHE)
+    policy = HostPolicy(general.allowed_hosts, general.allow_http)
+    return SecretsAuth(source, policy, general.header_name)
+
+
+def current_auth() -> SecretsAuth | None:
+    """The auth object for the current environment; None when no backend is enabled.
+
+    Raises ConfigurationError when a backend is enabled but cannot be used, so MLflow never
+    sends an unauthenticated request by mistake.
+    """
+    global _current
+    snapshot, settings = current_settings_with_snapshot()
+    state = _current
+    if state is not None and state[0] == snapshot:
+        return state[1]
+    configure_from_env()
+    auth = build_auth(settings)
+    if auth is None:
+        logger.debug(
+            "No secrets backend enabled (set MLFLOW_SECRETS_AUTH_ENABLE): plugin inactive, "
+            "requests are sent without plugin credentials"
+        )
+    else:
+        logger.debug(
+            "Using %s (auth_mode=%s)", auth.source.provider, auth.source.settings.auth_mode
+        )
+    _current = (snapshot, auth)
+    return auth
+
+
+def reset() -> None:
+    """Forget every cached credential, backend and auth object (tests, `cache clear`)."""
+    global _current
+    CACHE.clear()
+    with _lock:
+        _backends.clear()
+    _current = None

@@ -1,0 +1,279 @@
+"""The real MLflow tracking server with authentication (`--app-name basic-auth`) for tests.
+
+What the fixture sets up, and why:
+
+* one uvicorn worker, so MLflow's per-worker credential cache is a single cache: a password
+  change through the API invalidates it at once (`_invalidate_user_auth_cache`), and the cache
+  TTL is 1 s so out-of-band changes show up quickly too;
+* sqlite stores and a proxied artifact store (`--serve-artifacts` with `--artifacts-destination`)
+  in a private temporary directory, so artifact uploads go through the authenticated server;
+* `authorization_function = mlflow_test_auth:authenticate`, which adds bearer-token and
+  `X-Api-Key` authentication (tokens file, rewritable at run time) on top of basic auth;
+* `default_permission = READ`: any authenticated user can read everything and can create
+  experiments and registered models (creating needs no permission while workspaces are off, and
+  the creator is granted MANAGE on what it creates), but cannot write into other users'
+  experiments. Use `grant_permission` for that.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import requests
+
+from .ports import LOOPBACK, ServerProcess, ServerStartError, free_port
+
+_SUPPORT_DIR = Path(__file__).resolve().parent
+# Same name as mlflow_test_auth.TOKENS_FILE_ENV; not imported from there because importing that
+# module imports mlflow.server.auth, which opens an auth store in the importing process.
+TOKENS_FILE_ENV = "MLFLOW_TEST_TOKENS_FILE"
+_REQUEST_TIMEOUT = 15.0
+# Client-side or server-side settings from the developer's shell that would change how the
+# server behaves; the server gets exactly the MLFLOW_* variables this class sets.
+_STRIPPED_ENV_PREFIXES = ("MLFLOW_", "_MLFLOW_", "AWS_", "AZURE_", "VAULT_")
+
+_AUTH_INI = """\
+[mlflow]
+default_permission = READ
+database_uri = sqlite:///{tmp}/basic_auth.db
+admin_username = admin
+authorization_function = mlflow_test_auth:authenticate
+auth_cache_ttl_seconds = 1
+"""
+
+
+def find_mlflow_cli() -> str:
+    """The `mlflow` entry point of the running interpreter's environment, else from PATH."""
+    candidate = Path(sys.executable).parent / "mlflow"
+    if candidate.is_file() and os.access(candidate, os.X_OK):
+        return str(candidate)
+    found = shutil.which("mlflow")
+    if found is None:
+        raise FileNotFoundError(f"no 'mlflow' next to {sys.executable} nor on PATH")
+    return found
+
+
+class MlflowApiError(RuntimeError):
+    """An admin API call to the MLflow server failed."""
+
+    def __init__(self, method: str, path: str, status: int, text: str) -> None:
+        super().__init__(f"MLflow {method} {path} -> HTTP {status}: {text[:300]}")
+        self.status = status
+
+
+class MlflowAuthServer:
+    """`mlflow server --app-name basic-auth` on a free loopback port, plus admin helpers."""
+
+    admin_username = "admin"
+
+    def __init__(self, *, startup_timeout: float = 60.0) -> None:
+        self.startup_timeout = startup_timeout
+        self.admin_password = secrets.token_urlsafe(18)  # 24 chars; MLflow requires >= 12
+        self._secret_key = secrets.token_hex(32)
+        self.port = 0
+        self._tmp: Path | None = None
+        self._proc: ServerProcess | None = None
+        self._http = requests.Session()
+        # Ignore proxy/netrc settings from the environment: the server is on loopback.
+        self._http.trust_env = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def url(self) -> str:
+        """Tracking URI of the server, e.g. `http://127.0.0.1:PORT`."""
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def tokens_file(self) -> Path:
+        """JSON file mapping API token -> username, read by the server on every request."""
+        assert self._tmp is not None, "server not started"
+        return self._tmp / "tokens.json"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """Where the server stores proxied artifacts (to check an upload really arrived)."""
+        assert self._tmp is not None, "server not started"
+        return self._tmp / "artifacts"
+
+    def start(self, attempts: int = 3) -> MlflowAuthServer:
+        """Start the server and block until `GET /health` answers 200."""
+        self._tmp = Path(tempfile.mkdtemp(prefix="mlflow-auth-test-"))
+        (self._tmp / "basic_auth.ini").write_text(_AUTH_INI.format(tmp=self._tmp))
+        self.artifacts_dir.mkdir()
+        self.set_tokens({})
+        for attempt in range(1, attempts + 1):
+            self.port = free_port()
+            self._proc = self._spawn()
+            try:
+                self._proc.wait_ready(
+                    self._healthy, timeout=self.startup_timeout, what="GET /health"
+                )
+            except ServerStartError as exc:
+                if exc.port_in_use and attempt < attempts:
+                    continue
+                self.stop()
+                raise
+            return self
+        raise AssertionError("unreachable")
+
+    def _spawn(self) -> ServerProcess:
+        assert self._tmp is not None
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_STRIPPED_ENV_PREFIXES)}
+        env.update(
+            {
+                "MLFLOW_AUTH_CONFIG_PATH": str(self._tmp / "basic_auth.ini"),
+                "MLFLOW_AUTH_ADMIN_PASSWORD": self.admin_password,
+                "MLFLOW_FLASK_SERVER_SECRET_KEY": self._secret_key,
+                "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+                "MLFLOW_DISABLE_TELEMETRY": "true",
+                "DO_NOT_TRACK": "true",
+                TOKENS_FILE_ENV: str(self.tokens_file),
+                "PYTHONPATH": str(_SUPPORT_DIR),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        argv = [
+            find_mlflow_cli(),
+            "server",
+            "--app-name",
+            "basic-auth",
+            "--workers",
+            "1",
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(self.port),
+            "--backend-store-uri",
+            f"sqlite:///{self._tmp}/mlflow.db",
+            "--serve-artifacts",
+            "--artifacts-destination",
+            str(self.artifacts_dir),
+        ]
+        proc = ServerProcess(
+            argv,
+            name="mlflow",
+            env=env,
+            cwd=self._tmp,
+            log_dir=self._tmp,
+            secrets=[self.admin_password, self._secret_key],
+        )
+        proc.start()
+        return proc
+
+    def _healthy(self) -> bool:
+        try:
+            resp = self._http.get(f"{self.url}/health", timeout=2.0)
+        except requests.RequestException:
+            return False
+        return resp.status_code == 200
+
+    def stop(self) -> None:
+        """Stop the server (and its uvicorn worker) and delete its files. Idempotent."""
+        if self._proc is not None:
+            self._proc.stop()
+        self._http.close()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def stderr_tail(self, lines: int = 40) -> str:
+        """The server's recent stderr (secrets redacted), for debugging a failing test."""
+        return self._proc.stderr_tail(lines) if self._proc else ""
+
+    def __enter__(self) -> MlflowAuthServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ admin API
+
+    def admin_request(
+        self, method: str, path: str, *, json_body: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Call `path` as the admin (basic auth); return the JSON body or raise MlflowApiError."""
+        resp = self._http.request(
+            method,
+            f"{self.url}/{path.lstrip('/')}",
+            json=json_body,
+            auth=(self.admin_username, self.admin_password),
+            timeout=_REQUEST_TIMEOUT,
+        )
+        if resp.status_code >= 400:
+            raise MlflowApiError(method, path, resp.status_code, resp.text)
+        return resp.json() if resp.content else {}
+
+    def create_user(self, username: str, password: str) -> None:
+        """Create a non-admin user (MLflow requires passwords of at least 12 characters)."""
+        self.admin_request(
+            "POST",
+            "/api/2.0/mlflow/users/create",
+            json_body={"username": username, "password": password},
+        )
+
+    def update_password(self, username: str, password: str) -> None:
+        """Set `username`'s password as the admin; the old one stops working immediately."""
+        self.admin_request(
+            "PATCH",
+            "/api/2.0/mlflow/users/update-password",
+            json_body={"username": username, "password": password},
+        )
+
+    def delete_user(self, username: str) -> None:
+        """Delete `username` (its tokens in the tokens file then stop working too)."""
+        self.admin_request(
+            "DELETE", "/api/2.0/mlflow/users/delete", json_body={"username": username}
+        )
+
+    def grant_permission(
+        self,
+        username: str,
+        resource_type: str,
+        resource_id: str,
+        permission: str = "EDIT",
+    ) -> None:
+        """Grant `username` `permission` on one resource (MLflow 3 unified grant API).
+
+        `resource_type` is e.g. `experiment` or `registered_model`; `permission` one of READ,
+        USE, EDIT, MANAGE, DENY, NO_PERMISSIONS.
+        """
+        self.admin_request(
+            "POST",
+            "/api/3.0/mlflow/users/permissions/grant",
+            json_body={
+                "username": username,
+                "resource_type": resource_type,
+                "resource_id": resource_id,
+                "permission": permission,
+            },
+        )
+
+    def set_tokens(self, mapping: Mapping[str, str]) -> None:
+        """Replace the token -> username mapping atomically (the server re-reads it per request).
+
+        Usernames must be existing MLflow users, or requests with the token fail.
+        """
+        target = self.tokens_file
+        fd, tmp_name = tempfile.mkstemp(prefix=".tokens-", suffix=".json", dir=target.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(dict(mapping), fh)
+            os.replace(tmp_name, target)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
