@@ -47,8 +47,9 @@ class SecretsAuth(AuthBase):
                 position = tell()
             except OSError:
                 position = None
-        r.register_hook(  # type: ignore[no-untyped-call]
-            "response", functools.partial(self._on_response, credential, origin, position)
+        # Appended directly: register_hook's isinstance(Callable) check costs more than the rest.
+        r.hooks["response"].append(
+            functools.partial(self._on_response, credential, origin, position)
         )
         return r
 

@@ -1,5 +1,5 @@
-"""Credential cache: cachetools holds entries and expiry; this adds single flight and
-invalidate-if-current (SPEC §6)."""
+"""Credential cache: cachetools holds entries and expiry; this adds what it lacks — single
+flight, invalidate-if-current, and a lock-free read path for the per-request hit (SPEC §6)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ logger = get_logger(__name__)
 @dataclass(frozen=True)
 class _Entry:
     credential: Credential
-    ttl: float
+    expires_at: float
 
 
 class _Flight:
@@ -40,8 +40,8 @@ class CacheStats:
     invalidations: int = 0
 
 
-def _expires(_key: Hashable, entry: _Entry, now: float) -> float:
-    return now + entry.ttl
+def _expires(_key: Hashable, entry: _Entry, _now: float) -> float:
+    return entry.expires_at
 
 
 class CredentialCache:
@@ -49,18 +49,28 @@ class CredentialCache:
 
     def __init__(self, maxsize: int = 64, timer: Callable[[], float] = time.monotonic) -> None:
         self._entries: TLRUCache[Hashable, _Entry] = TLRUCache(maxsize, _expires, timer)
+        self._timer = timer
         self._lock = threading.Lock()
         self._flights: dict[Hashable, _Flight] = {}
+        # Read without the lock: (generation, entry) as last seen by the locked path. Any change
+        # to the store bumps the generation, which retires every fast entry at once.
+        self._generation = 0
+        self._fast: dict[Hashable, tuple[int, _Entry]] = {}
         self.stats = CacheStats()
 
     def get(
         self, key: Hashable, ttl: float, fetch: Callable[[], Credential]
     ) -> tuple[Credential, bool]:
         """The cached credential for ``key`` (and True), or one fetched once for all callers."""
+        fast = self._fast.get(key)
+        if fast is not None and fast[0] == self._generation and self._timer() < fast[1].expires_at:
+            self.stats.hits += 1
+            return fast[1].credential, True
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None:
                 self.stats.hits += 1
+                self._fast[key] = (self._generation, entry)
                 return entry.credential, True
             self.stats.misses += 1
             flight = self._flights.get(key)
@@ -85,7 +95,8 @@ class CredentialCache:
         flight.result = credential
         with self._lock:
             self.stats.fetches += 1
-            self._entries[key] = _Entry(credential, ttl)
+            self._generation += 1  # the insert may evict other keys
+            self._entries[key] = _Entry(credential, self._timer() + ttl)
             del self._flights[key]
         flight.done.set()
         return credential, False
@@ -100,6 +111,7 @@ class CredentialCache:
             if entry is None or entry.credential is not credential:
                 return False
             del self._entries[key]
+            self._generation += 1
             self.stats.invalidations += 1
             return True
 
@@ -107,6 +119,8 @@ class CredentialCache:
         with self._lock:
             count = len(self._entries)
             self._entries.clear()
+            self._fast.clear()
+            self._generation += 1
             return count
 
     def __len__(self) -> int:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from urllib.parse import urlsplit
 
+from .environment import decode, encode_names, raw_value
 from .errors import ConfigurationError, HostNotAllowedError
 
 ALLOWED_HOSTS_VARIABLE = "MLFLOW_SECRETS_ALLOWED_HOSTS"
@@ -100,21 +101,36 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def mlflow_uris() -> tuple[str | None, str | None]:
-    """The current tracking and registry URIs, without importing MLflow if it is not loaded."""
-    if "mlflow" not in sys.modules:
-        import os
+_TRACKING_MODULE = "mlflow.tracking._tracking_service.utils"
+_REGISTRY_MODULE = "mlflow.tracking._model_registry.utils"
+_TRACKING_KEY, _REGISTRY_KEY = encode_names(("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"))
 
-        return os.environ.get("MLFLOW_TRACKING_URI"), os.environ.get("MLFLOW_REGISTRY_URI")
-    from mlflow.tracking._model_registry.utils import get_registry_uri
-    from mlflow.tracking._tracking_service.utils import get_tracking_uri
 
-    tracking = get_tracking_uri()
-    try:
-        registry = get_registry_uri()
-    except Exception:  # a registry URI MLflow itself cannot resolve adds nothing to the list
-        registry = None
-    return tracking, registry
+def uri_context() -> tuple[object, object]:
+    """The tracking and registry URIs, undecoded: cheap enough to compute on every request.
+
+    ``mlflow.set_tracking_uri``/``set_registry_uri`` store module globals, which win; otherwise
+    MLflow falls back to the environment variables. Any other default MLflow computes (a local
+    file or sqlite store, a registry that follows the tracking URI) names no extra host, so the
+    allowlist is the same without paying for MLflow's full resolution on every request.
+    MLflow itself is never imported here.
+    """
+    modules = sys.modules
+    tracking = getattr(modules.get(_TRACKING_MODULE), "_tracking_uri", None)
+    registry = getattr(modules.get(_REGISTRY_MODULE), "_registry_uri", None)
+    return (tracking or raw_value(_TRACKING_KEY), registry or raw_value(_REGISTRY_KEY))
+
+
+def _text(value: object) -> str | None:
+    if not value:
+        return None
+    return decode(value) if isinstance(value, bytes) else str(value)
+
+
+def mlflow_uris(context: tuple[object, object] | None = None) -> tuple[str | None, str | None]:
+    """The tracking and registry URIs that can name an http(s) host."""
+    tracking, registry = uri_context() if context is None else context
+    return _text(tracking), _text(registry)
 
 
 def default_rules(tracking_uri: str | None, registry_uri: str | None) -> tuple[HostRule, ...]:
@@ -138,7 +154,7 @@ class HostPolicy:
         self,
         rules: tuple[HostRule, ...] | None,
         allow_http: bool,
-        uris: Callable[[], tuple[str | None, str | None]] = mlflow_uris,
+        uris: Callable[[], tuple[object, object]] = uri_context,
     ) -> None:
         self._rules = rules
         self._allow_http = allow_http
@@ -149,12 +165,12 @@ class HostPolicy:
     def effective_rules(self) -> tuple[HostRule, ...]:
         if self._rules is not None:
             return self._rules
-        return default_rules(*self._uris())
+        return default_rules(*mlflow_uris(self._uris()))
 
     def check(self, url: str) -> Origin:
         """The request's origin if credentials may go there; raise HostNotAllowedError if not."""
-        head = url.split("/", 3)
-        prefix = "/".join(head[:3])
+        end = url.find("/", 8)  # past "https://"; the origin part holds no "/"
+        prefix = url if end < 0 else url[:end]
         context = None if self._rules is not None else self._uris()
         decision = self._decisions.get((prefix, context))
         if decision is None:
@@ -180,7 +196,7 @@ class HostPolicy:
             source = f"{ALLOWED_HOSTS_VARIABLE}={','.join(map(str, rules))}"
         else:
             assert isinstance(context, tuple)
-            rules = default_rules(*context)
+            rules = default_rules(*mlflow_uris(context))
             shown = ",".join(map(str, rules)) or "none: the tracking URI is not http(s)"
             source = (
                 f"{ALLOWED_HOSTS_VARIABLE} is unset, so only the MLflow tracking/registry "

@@ -12,7 +12,7 @@ from .backends.base import Backend
 from .cache import CredentialCache
 from .hosts import HostPolicy
 from .log import configure_from_env, get_logger
-from .settings import BackendSettings, Settings, current_settings_with_snapshot
+from .settings import BackendSettings, Settings, settings_cache
 from .source import CredentialSource
 
 logger = get_logger(__name__)
@@ -20,7 +20,7 @@ logger = get_logger(__name__)
 CACHE = CredentialCache()
 _lock = threading.Lock()
 _backends: LRUCache[BackendSettings, Backend] = LRUCache(maxsize=8)
-_current: tuple[tuple[object, ...], SecretsAuth | None] | None = None
+_current: tuple[Settings, SecretsAuth | None] | None = None
 
 
 def backend_for(settings: BackendSettings) -> Backend:
@@ -50,9 +50,11 @@ def current_auth() -> SecretsAuth | None:
     sends an unauthenticated request by mistake.
     """
     global _current
-    snapshot, settings = current_settings_with_snapshot()
+    settings = settings_cache.current()
     state = _current
-    if state is not None and state[0] == snapshot:
+    if state is not None and (state[0] is settings or state[0] == settings):
+        if state[0] is not settings:
+            _current = (settings, state[1])
         return state[1]
     configure_from_env()
     auth = build_auth(settings)
@@ -65,7 +67,7 @@ def current_auth() -> SecretsAuth | None:
         logger.debug(
             "Using %s (auth_mode=%s)", auth.source.provider, auth.source.settings.auth_mode
         )
-    _current = (snapshot, auth)
+    _current = (settings, auth)
     return auth
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
+from .environment import encode_names, snapshot
 from .errors import ConfigurationError, IncompleteConfigurationError
 from .hosts import HostRule, parse_allowed_hosts
 
@@ -72,8 +73,7 @@ AZURE_SDK_VARIABLES = (
     "REQUESTS_CA_BUNDLE",
 )
 
-#: Every variable this package reads; the snapshot compares exactly these.
-KNOWN_VARIABLES: tuple[str, ...] = (
+GENERAL_VARIABLES: tuple[str, ...] = (
     "MLFLOW_SECRETS_AUTH_ENABLE",
     *_ENABLE_FLAGS.values(),
     "MLFLOW_SECRETS_ALLOWED_HOSTS",
@@ -82,36 +82,48 @@ KNOWN_VARIABLES: tuple[str, ...] = (
     "MLFLOW_SECRETS_TIMEOUT_SEC",
     "MLFLOW_SECRETS_MAX_STALE_SEC",
     "MLFLOW_SECRETS_LOG_LEVEL",
-    "VAULT_ADDR",
-    "VAULT_TOKEN",
-    "VAULT_ROLE_ID",
-    "VAULT_SECRET_ID",
-    "VAULT_NAMESPACE",
-    "VAULT_CACERT",
-    "VAULT_SKIP_VERIFY",
-    "MLFLOW_VAULT_SECRET_PATH",
-    "MLFLOW_VAULT_APPROLE_MOUNT",
-    "MLFLOW_VAULT_K8S_ROLE",
-    "MLFLOW_VAULT_K8S_TOKEN_PATH",
-    "MLFLOW_VAULT_K8S_MOUNT",
-    "MLFLOW_VAULT_AUTH_MODE",
-    "MLFLOW_VAULT_TTL_SEC",
-    "MLFLOW_AWS_SECRET_NAME",
-    "MLFLOW_AWS_SECRET_ID",
-    "MLFLOW_AWS_VERSION_STAGE",
-    "MLFLOW_AWS_AUTH_MODE",
-    "MLFLOW_AWS_TTL_SEC",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    *AWS_SDK_VARIABLES,
-    "MLFLOW_AZURE_KEY_VAULT_URL",
-    "AZURE_KEY_VAULT_URL",
-    "MLFLOW_AZURE_SECRET_NAME",
-    "MLFLOW_AZURE_SECRET_VERSION",
-    "MLFLOW_AZURE_VERIFY_CHALLENGE_RESOURCE",
-    "MLFLOW_AZURE_AUTH_MODE",
-    "MLFLOW_AZURE_TTL_SEC",
-    *AZURE_SDK_VARIABLES,
+)
+BACKEND_VARIABLES: dict[BackendName, tuple[str, ...]] = {
+    "vault": (
+        "VAULT_ADDR",
+        "VAULT_TOKEN",
+        "VAULT_ROLE_ID",
+        "VAULT_SECRET_ID",
+        "VAULT_NAMESPACE",
+        "VAULT_CACERT",
+        "VAULT_SKIP_VERIFY",
+        "MLFLOW_VAULT_SECRET_PATH",
+        "MLFLOW_VAULT_APPROLE_MOUNT",
+        "MLFLOW_VAULT_K8S_ROLE",
+        "MLFLOW_VAULT_K8S_TOKEN_PATH",
+        "MLFLOW_VAULT_K8S_MOUNT",
+        "MLFLOW_VAULT_AUTH_MODE",
+        "MLFLOW_VAULT_TTL_SEC",
+    ),
+    "aws-secrets-manager": (
+        "MLFLOW_AWS_SECRET_NAME",
+        "MLFLOW_AWS_SECRET_ID",
+        "MLFLOW_AWS_VERSION_STAGE",
+        "MLFLOW_AWS_AUTH_MODE",
+        "MLFLOW_AWS_TTL_SEC",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        *AWS_SDK_VARIABLES,
+    ),
+    "azure-key-vault": (
+        "MLFLOW_AZURE_KEY_VAULT_URL",
+        "AZURE_KEY_VAULT_URL",
+        "MLFLOW_AZURE_SECRET_NAME",
+        "MLFLOW_AZURE_SECRET_VERSION",
+        "MLFLOW_AZURE_VERIFY_CHALLENGE_RESOURCE",
+        "MLFLOW_AZURE_AUTH_MODE",
+        "MLFLOW_AZURE_TTL_SEC",
+        *AZURE_SDK_VARIABLES,
+    ),
+}
+#: Every variable this package reads.
+KNOWN_VARIABLES: tuple[str, ...] = GENERAL_VARIABLES + tuple(
+    name for names in BACKEND_VARIABLES.values() for name in names
 )
 
 
@@ -458,45 +470,51 @@ def load_settings(env: Mapping[str, str]) -> Settings:
 
 # --- snapshot cache ------------------------------------------------------------------------
 
-_environ_data: dict[object, object] | None = getattr(os.environ, "_data", None)
-_encoded_keys = tuple(os.environ.encodekey(k) for k in KNOWN_VARIABLES) if _environ_data else ()
 
-
-def environment_snapshot() -> tuple[object, ...]:
-    """The current values of KNOWN_VARIABLES, cheaply (this runs on every request)."""
-    if _environ_data is not None:
-        return tuple(map(_environ_data.get, _encoded_keys))
-    return tuple(os.environ.get(name) for name in KNOWN_VARIABLES)
+def watched_variables(enabled: tuple[BackendName, ...] | None) -> tuple[str, ...]:
+    """What can change the outcome: the general variables and those of enabled backends."""
+    if enabled is None:
+        return KNOWN_VARIABLES
+    return GENERAL_VARIABLES + tuple(n for b in enabled for n in BACKEND_VARIABLES[b])
 
 
 class _SettingsCache:
+    """Reloads settings only when a watched variable changed since the last load."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._keys: tuple[object, ...] = encode_names(KNOWN_VARIABLES)
         self._snapshot: tuple[object, ...] | None = None
         self._result: Settings | ConfigurationError | None = None
 
-    def current(self) -> tuple[tuple[object, ...], Settings]:
-        snapshot = environment_snapshot()
+    def current(self) -> Settings:
         result = self._result
-        if snapshot != self._snapshot or result is None:
+        if result is None or snapshot(self._keys) != self._snapshot:
             with self._lock:
-                try:
-                    result = load_settings(os.environ)
-                except ConfigurationError as error:
-                    result = error
-                self._snapshot, self._result = snapshot, result
+                result = self._reload()
         if isinstance(result, ConfigurationError):
             raise result.with_traceback(None)  # a fresh traceback each time; no growth
-        return snapshot, result
+        return result
+
+    def _reload(self) -> Settings | ConfigurationError:
+        try:
+            enabled: tuple[BackendName, ...] | None = parse_enabled(os.environ)
+        except ConfigurationError:
+            enabled = None
+        keys = encode_names(watched_variables(enabled))
+        values = snapshot(keys)  # taken first: a change after it reloads again
+        result: Settings | ConfigurationError
+        try:
+            result = load_settings(os.environ)
+        except ConfigurationError as error:
+            result = error
+        self._keys, self._snapshot, self._result = keys, values, result
+        return result
 
 
-_cache = _SettingsCache()
+settings_cache = _SettingsCache()
 
 
 def current_settings() -> Settings:
-    """Settings for the current environment (rebuilt only when a known variable changed)."""
-    return _cache.current()[1]
-
-
-def current_settings_with_snapshot() -> tuple[tuple[object, ...], Settings]:
-    return _cache.current()
+    """Settings for the current environment (rebuilt only when a watched variable changed)."""
+    return settings_cache.current()

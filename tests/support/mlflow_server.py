@@ -186,6 +186,11 @@ class MlflowAuthServer:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
 
+    @property
+    def pid(self) -> int | None:
+        """Pid of the server process (also its process group), None before `start()`."""
+        return self._proc.pid if self._proc else None
+
     def stderr_tail(self, lines: int = 40) -> str:
         """The server's recent stderr (secrets redacted), for debugging a failing test."""
         return self._proc.stderr_tail(lines) if self._proc else ""

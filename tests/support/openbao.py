@@ -123,9 +123,7 @@ class OpenBaoServer:
     def _spawn(self) -> ServerProcess:
         assert self._tmp is not None
         assert self.binary is not None
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(_STRIPPED_ENV_PREFIXES)
-        }
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_STRIPPED_ENV_PREFIXES)}
         env["HOME"] = str(self._tmp)
         # Passed through the environment rather than argv so `ps` does not show it.
         env["BAO_DEV_ROOT_TOKEN_ID"] = self.root_token
@@ -162,6 +160,11 @@ class OpenBaoServer:
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
+
+    @property
+    def pid(self) -> int | None:
+        """Pid of the server process (also its process group), None before `start()`."""
+        return self._proc.pid if self._proc else None
 
     def stderr_tail(self, lines: int = 40) -> str:
         """The server's recent stderr (root token redacted), for debugging a failing test."""
