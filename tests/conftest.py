@@ -109,3 +109,25 @@ def recording_server() -> Iterator[Callable[[], RecordingServer]]:
     yield factory
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def fresh_plugin_state() -> Iterator[None]:
+    """Each test starts with no cached credential, backend, auth object or MLflow URI global."""
+    import logging
+
+    from mlflow_secrets_auth import runtime
+
+    def reset() -> None:
+        runtime.reset()
+        logging.getLogger("mlflow_secrets_auth").setLevel(logging.NOTSET)
+        tracking = sys.modules.get("mlflow.tracking._tracking_service.utils")
+        if tracking is not None:
+            tracking._tracking_uri = None  # type: ignore[attr-defined]
+        registry = sys.modules.get("mlflow.tracking._model_registry.utils")
+        if registry is not None:
+            registry._registry_uri = None  # type: ignore[attr-defined]
+
+    reset()
+    yield
+    reset()

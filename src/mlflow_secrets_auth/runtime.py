@@ -9,7 +9,7 @@ from cachetools import LRUCache
 from .auth import SecretsAuth
 from .backends import create_backend
 from .backends.base import Backend
-from .cache import CredentialCache
+from .cache import CacheStats, CredentialCache
 from .hosts import HostPolicy
 from .log import configure_from_env, get_logger
 from .settings import BackendSettings, Settings, settings_cache
@@ -75,6 +75,7 @@ def reset() -> None:
     """Forget every cached credential, backend and auth object (tests, `cache clear`)."""
     global _current
     CACHE.clear()
+    CACHE.stats = CacheStats()
     with _lock:
         _backends.clear()
     _current = None

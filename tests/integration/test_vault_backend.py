@@ -1,0 +1,275 @@
+"""The Vault backend through the whole plugin, against a real OpenBao server.
+
+Each test applies ``mlflow_secrets_auth.get_auth()`` to a real request sent to a loopback
+recording server, so what is asserted is the header that actually went out.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+
+import pytest
+import requests
+
+import mlflow_secrets_auth
+from mlflow_secrets_auth.errors import BackendError
+
+from support.openbao import OpenBaoServer
+from support.ports import free_port
+from support.recording_server import RecordingServer
+
+pytestmark = pytest.mark.integration
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def vault_env(openbao: OpenBaoServer, monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Point the plugin at the session's OpenBao; extra variables override the defaults."""
+
+    def configure(secret_path: str, **extra: str) -> None:
+        values = {
+            "MLFLOW_SECRETS_AUTH_ENABLE": "vault",
+            "VAULT_ADDR": openbao.addr,
+            "VAULT_TOKEN": openbao.root_token,
+            "MLFLOW_VAULT_SECRET_PATH": secret_path,
+            "MLFLOW_SECRETS_ALLOWED_HOSTS": "127.0.0.1",
+            "MLFLOW_SECRETS_TIMEOUT_SEC": "3",
+        }
+        values.update(extra)
+        for name, value in values.items():
+            if value == "":
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
+
+    return configure
+
+
+@pytest.fixture
+def sink(recording_server: Callable[[], RecordingServer]) -> RecordingServer:
+    return recording_server()
+
+
+def sent_authorization(sink: RecordingServer) -> str | None:
+    requests.get(sink.url + "/api", auth=mlflow_secrets_auth.get_auth(), timeout=10)
+    return sink.requests[-1].header("authorization")
+
+
+@pytest.mark.parametrize(
+    ("mount", "version", "configured_path"),
+    [
+        ("secret", 2, "secret/{path}"),
+        ("secret", 2, "secret/data/{path}"),  # KV v2 API form accepted too
+        ("kv-ml", 2, "kv-ml/{path}"),
+        ("kv1", 1, "kv1/{path}"),
+    ],
+)
+def test_kv_mounts_and_versions_are_detected(
+    openbao: OpenBaoServer,
+    vault_env: Callable[..., None],
+    sink: RecordingServer,
+    mount: str,
+    version: int,
+    configured_path: str,
+) -> None:
+    openbao.enable_kv(mount, version)
+    path = unique("team/mlflow")
+    token = unique("tok")
+    openbao.write_secret(mount, path, {"token": token + "\n"}, version=version)
+    vault_env(configured_path.format(path=path))
+    assert sent_authorization(sink) == f"Bearer {token}"
+
+
+def test_basic_mode_from_username_and_password(
+    openbao: OpenBaoServer, vault_env: Callable[..., None], sink: RecordingServer
+) -> None:
+    path = unique("basic")
+    openbao.write_secret("secret", path, {"username": "alice", "password": "pw:with@chars/%"})
+    vault_env(f"secret/{path}", MLFLOW_VAULT_AUTH_MODE="basic")
+    import base64
+
+    expected = base64.b64encode(b"alice:pw:with@chars/%").decode()
+    assert sent_authorization(sink) == f"Basic {expected}"
+
+
+def _approle(
+    openbao: OpenBaoServer, path: str, mount: str = "approle", ttl: str = "1h"
+) -> tuple[str, str]:
+    policy = unique("read")
+    openbao.create_policy(policy, f'path "secret/data/{path}" {{ capabilities = ["read"] }}')
+    openbao.enable_approle(mount)
+    return openbao.create_approle(unique("role"), [policy], mount=mount, token_ttl=ttl)
+
+
+def test_approle_login_with_custom_mount(
+    openbao: OpenBaoServer, vault_env: Callable[..., None], sink: RecordingServer
+) -> None:
+    path = unique("approle")
+    openbao.write_secret("secret", path, {"token": "approle-token"})
+    role_id, secret_id = _approle(openbao, path, mount="ml-approle")
+    vault_env(
+        f"secret/{path}",
+        VAULT_TOKEN="",
+        VAULT_ROLE_ID=role_id,
+        VAULT_SECRET_ID=secret_id,
+        MLFLOW_VAULT_APPROLE_MOUNT="ml-approle",
+    )
+    assert sent_authorization(sink) == "Bearer approle-token"
+
+
+def test_login_token_is_reobtained_before_it_expires(
+    openbao: OpenBaoServer,
+    vault_env: Callable[..., None],
+    sink: RecordingServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    path = unique("renew")
+    openbao.write_secret("secret", path, {"token": "renewed-token"})
+    role_id, secret_id = _approle(openbao, path, ttl="3s")
+    vault_env(
+        f"secret/{path}",
+        VAULT_TOKEN="",
+        VAULT_ROLE_ID=role_id,
+        VAULT_SECRET_ID=secret_id,
+        MLFLOW_VAULT_TTL_SEC="0.2",
+    )
+    caplog.set_level(logging.INFO, logger="mlflow_secrets_auth")
+    assert sent_authorization(sink) == "Bearer renewed-token"
+    time.sleep(2.5)  # past 75% of the 3 s lease, before it expires
+    assert sent_authorization(sink) == "Bearer renewed-token"
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("Vault login succeeded" in m for m in messages) == 2
+    assert not any("read was refused" in m for m in messages)  # proactive, not after a 403
+
+
+def test_revoked_login_token_triggers_one_new_login(
+    openbao: OpenBaoServer,
+    vault_env: Callable[..., None],
+    sink: RecordingServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    path = unique("revoked")
+    openbao.write_secret("secret", path, {"token": "still-works"})
+    role_id, secret_id = _approle(openbao, path)
+    vault_env(
+        f"secret/{path}",
+        VAULT_TOKEN="",
+        VAULT_ROLE_ID=role_id,
+        VAULT_SECRET_ID=secret_id,
+        MLFLOW_VAULT_TTL_SEC="0.1",
+    )
+    caplog.set_level(logging.INFO, logger="mlflow_secrets_auth")
+    assert sent_authorization(sink) == "Bearer still-works"
+    from mlflow_secrets_auth import runtime
+
+    backend = runtime.current_auth().source.backend  # type: ignore[union-attr]
+    openbao.request("POST", "auth/token/revoke", json={"token": backend._client.token})
+    time.sleep(0.15)
+    assert sent_authorization(sink) == "Bearer still-works"
+    assert sum("Vault login succeeded" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_namespace(
+    openbao: OpenBaoServer, vault_env: Callable[..., None], sink: RecordingServer
+) -> None:
+    namespace = unique("team")
+    openbao.create_namespace(namespace)
+    openbao.enable_kv("kv-ns", 2, namespace=namespace)
+    path = unique("auth")
+    openbao.write_secret("kv-ns", path, {"token": "namespaced"}, namespace=namespace)
+    vault_env(f"kv-ns/{path}", VAULT_NAMESPACE=namespace)
+    assert sent_authorization(sink) == "Bearer namespaced"
+
+
+# -- failures: each names the backend, the step and what to check ------------------------------
+
+
+def failure(sink: RecordingServer) -> BackendError:
+    with pytest.raises(BackendError) as info:
+        requests.get(sink.url + "/api", auth=mlflow_secrets_auth.get_auth(), timeout=10)
+    assert sink.requests == []  # fail closed: nothing was sent unauthenticated
+    return info.value
+
+
+def test_secret_not_found(vault_env: Callable[..., None], sink: RecordingServer) -> None:
+    vault_env("secret/does/not/exist")
+    error = failure(sink)
+    assert (error.backend, error.step) == ("vault", "read")
+    assert "secret/does/not/exist" in str(error)
+    assert "MLFLOW_VAULT_SECRET_PATH" in str(error)
+
+
+def test_token_without_permission(
+    openbao: OpenBaoServer, vault_env: Callable[..., None], sink: RecordingServer
+) -> None:
+    path = unique("locked")
+    openbao.write_secret("secret", path, {"token": "x"})
+    openbao.create_policy("nothing", 'path "secret/data/other" { capabilities = ["read"] }')
+    vault_env(f"secret/{path}", VAULT_TOKEN=openbao.create_token(["nothing"]))
+    error = failure(sink)
+    assert error.step == "read"
+    assert "permission denied" in str(error)
+    assert "policy" in error.fix
+
+
+def test_bad_approle_secret_is_a_login_failure(
+    openbao: OpenBaoServer, vault_env: Callable[..., None], sink: RecordingServer
+) -> None:
+    path = unique("badlogin")
+    role_id, _ = _approle(openbao, path)
+    vault_env(
+        f"secret/{path}", VAULT_TOKEN="", VAULT_ROLE_ID=role_id, VAULT_SECRET_ID="wrong-secret-id"
+    )
+    error = failure(sink)
+    assert error.step == "login"
+    assert "VAULT_SECRET_ID" in error.fix
+    assert "wrong-secret-id" not in str(error)
+
+
+def test_unreachable_vault_is_a_connect_failure(
+    vault_env: Callable[..., None], sink: RecordingServer
+) -> None:
+    vault_env("secret/x", VAULT_ADDR=f"http://127.0.0.1:{free_port()}")
+    error = failure(sink)
+    assert error.step == "connect"
+    assert "refused" in error.detail
+    assert "VAULT_ADDR" in error.fix
+
+
+def test_tls_to_a_plain_http_server_is_a_connect_failure(
+    openbao: OpenBaoServer, vault_env: Callable[..., None], sink: RecordingServer
+) -> None:
+    vault_env("secret/x", VAULT_ADDR=openbao.addr.replace("http://", "https://"))
+    error = failure(sink)
+    assert error.step == "connect"
+    assert "TLS" in error.detail
+
+
+def test_secret_with_wrong_shape_is_a_parse_failure(
+    openbao: OpenBaoServer, vault_env: Callable[..., None], sink: RecordingServer
+) -> None:
+    path = unique("shape")
+    openbao.write_secret("secret", path, {"api_key": "value-not-shown"})
+    vault_env(f"secret/{path}")
+    error = failure(sink)
+    assert error.step == "parse"
+    assert "api_key" in str(error)
+    assert "value-not-shown" not in str(error)
+
+
+def test_mode_mismatch_is_a_parse_failure(
+    openbao: OpenBaoServer, vault_env: Callable[..., None], sink: RecordingServer
+) -> None:
+    path = unique("mismatch")
+    openbao.write_secret("secret", path, {"username": "u", "password": "hidden-password"})
+    vault_env(f"secret/{path}")  # bearer by default
+    error = failure(sink)
+    assert error.step == "parse"
+    assert "MLFLOW_VAULT_AUTH_MODE" in str(error)
+    assert "hidden-password" not in str(error)
