@@ -6,10 +6,12 @@ recording server, so what is asserted is the header that actually went out.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import requests
@@ -17,6 +19,7 @@ import requests
 import mlflow_secrets_auth
 from mlflow_secrets_auth.errors import BackendError
 
+from support.kubernetes import ServiceAccount, enable_kubernetes_auth
 from support.openbao import OpenBaoServer
 from support.ports import free_port
 from support.recording_server import RecordingServer
@@ -273,3 +276,47 @@ def test_mode_mismatch_is_a_parse_failure(
     assert error.step == "parse"
     assert "MLFLOW_VAULT_AUTH_MODE" in str(error)
     assert "hidden-password" not in str(error)
+
+
+def test_kubernetes_login_with_custom_mount(
+    openbao: OpenBaoServer,
+    vault_env: Callable[..., None],
+    recording_server: Callable[[], RecordingServer],
+    tmp_path: Path,
+) -> None:
+    sink, kubernetes_api = recording_server(), recording_server()
+    path = unique("k8s")
+    openbao.write_secret("secret", path, {"token": "from-kubernetes-login"})
+    policy = unique("k8s-read")
+    openbao.create_policy(policy, f'path "secret/data/{path}" {{ capabilities = ["read"] }}')
+    account = ServiceAccount("ml", "trainer")
+    enable_kubernetes_auth(
+        openbao, kubernetes_api, account, mount="k8s-ml", role="trainer", policies=[policy]
+    )
+    token_file = tmp_path / "token"
+    token_file.write_text(account.jwt + "\n")
+    vault_env(
+        f"secret/{path}",
+        VAULT_TOKEN="",
+        MLFLOW_VAULT_K8S_ROLE="trainer",
+        MLFLOW_VAULT_K8S_TOKEN_PATH=str(token_file),
+        MLFLOW_VAULT_K8S_MOUNT="k8s-ml",
+    )
+    assert sent_authorization(sink) == "Bearer from-kubernetes-login"
+    reviews = kubernetes_api.requests_to("/apis/authentication.k8s.io/v1/tokenreviews")
+    assert len(reviews) == 1
+    assert json.loads(reviews[0].body)["spec"]["token"] == account.jwt
+
+
+def test_kubernetes_login_without_token_file(
+    vault_env: Callable[..., None], sink: RecordingServer, tmp_path: Path
+) -> None:
+    vault_env(
+        "secret/x",
+        VAULT_TOKEN="",
+        MLFLOW_VAULT_K8S_ROLE="trainer",
+        MLFLOW_VAULT_K8S_TOKEN_PATH=str(tmp_path / "missing"),
+    )
+    error = failure(sink)
+    assert error.step == "login"
+    assert "MLFLOW_VAULT_K8S_TOKEN_PATH" in error.fix
