@@ -68,19 +68,38 @@ class SecretsAuth(AuthBase):
             return r
         if r.status_code != 401 or origin_of(r.url or "") != origin:
             return r
-        return self._replay(r, credential, position, kwargs)
+        body: object = r.request.body  # at run time also a file or a generator
+        if body is not None and position is None and not isinstance(body, bytes | str):
+            logger.warning(
+                "401 from %s, but the request body is a stream that cannot be sent twice: "
+                "not retrying (the next request will use a fresh credential)",
+                origin,
+            )
+            self.source.invalidate(credential)
+            return r
+        return self._replay(r, credential, origin, position, kwargs)
 
-    def _strip_on_cross_origin_redirect(self, r: Response, origin: Origin) -> None:
+    def _strip_on_cross_origin_redirect(
+        self, r: Response, origin: Origin, *also: PreparedRequest
+    ) -> None:
+        """requests follows a redirect by copying the request: strip it before that happens."""
         target = origin_of(urljoin(r.url or "", r.headers.get("location", "")))
         if target == origin:
             return
-        removed = r.request.headers.pop(self.header, None)
-        r.request.headers.pop(AUTHORIZATION, None)
+        removed = None
+        for request in (r.request, *also):
+            removed = request.headers.pop(self.header, None) or removed
+            request.headers.pop(AUTHORIZATION, None)
         if removed is not None:
             logger.info("Redirect to another origin (%s → %s): credentials removed", origin, target)
 
     def _replay(
-        self, r: Response, failed: Credential, position: int | None, kwargs: dict[str, Any]
+        self,
+        r: Response,
+        failed: Credential,
+        origin: Origin,
+        position: int | None,
+        kwargs: dict[str, Any],
     ) -> Response:
         self.source.invalidate(failed)
         fresh = self.source.get()
@@ -112,6 +131,8 @@ class SecretsAuth(AuthBase):
         retried: Response = r.connection.send(prep, **kwargs)
         retried.history.append(r)
         retried.request = prep
+        if retried.is_redirect:  # requests will follow it from the original request object
+            self._strip_on_cross_origin_redirect(retried, origin, r.request)
         if retried.status_code == 401 and logger.isEnabledFor(logging.WARNING):
             logger.warning(
                 "The server rejected a freshly fetched credential (provider=%s, status=401): "

@@ -218,3 +218,39 @@ def test_repr_shows_no_secret() -> None:
     auth.source.get()
     for text in (repr(auth), repr(auth.source), repr(auth.source.cache)):
         assert "very-secret-token" not in text
+
+
+def test_401_on_a_streamed_body_is_not_replayed(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/upload", method="POST").respond_with_data("no", status=401)
+    backend = RotatingBackend("old", "new")
+    auth = make_auth(backend)
+
+    def stream():  # type: ignore[no-untyped-def]
+        yield b"chunk-1"
+        yield b"chunk-2"
+
+    response = requests.post(httpserver.url_for("/upload"), data=stream(), auth=auth)
+    assert response.status_code == 401
+    assert len(httpserver.log) == 1  # an exhausted stream is never re-sent
+    assert auth.source.get().authorization == "Bearer new"  # but the next request is fresh
+
+
+def test_replay_answered_by_cross_origin_redirect_carries_no_credentials(
+    httpserver: HTTPServer,
+) -> None:
+    target = httpserver.url_for("/landing").replace("127.0.0.1", "localhost")
+    httpserver.expect_request("/landing").respond_with_data("landed")
+
+    def handler(request: Request) -> Response:
+        if request.headers.get("X-Api-Key") == "new":
+            return Response("", status=302, headers={"Location": target})
+        return Response("no", status=401)
+
+    httpserver.expect_request("/api").respond_with_handler(handler)
+    auth = make_auth(RotatingBackend("old", "new"), header="X-Api-Key")
+    auth.source.get()
+    response = requests.get(httpserver.url_for("/api"), auth=auth)
+    assert response.text == "landed"
+    landing = [entry[0] for entry in httpserver.log if entry[0].path == "/landing"]
+    assert len(landing) == 1
+    assert "X-Api-Key" not in landing[0].headers
