@@ -38,7 +38,9 @@ def build_auth(settings: Settings) -> SecretsAuth | None:
     for skipped in settings.skipped:
         logger.debug("Skipping %s: %s", skipped.backend, skipped)
     general = settings.general
-    source = CredentialSource(backend_for(settings.backend), settings.backend, CACHE)
+    source = CredentialSource(
+        backend_for(settings.backend), settings.backend, CACHE, general.max_stale_sec
+    )
     policy = HostPolicy(general.allowed_hosts, general.allow_http)
     return SecretsAuth(source, policy, general.header_name)
 

@@ -17,15 +17,24 @@ logger = get_logger(__name__)
 class CredentialSource:
     """The credential for one backend configuration, through the shared cache."""
 
-    def __init__(self, backend: Backend, settings: BackendSettings, cache: CredentialCache) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        settings: BackendSettings,
+        cache: CredentialCache,
+        max_stale_sec: float = 0.0,
+    ) -> None:
         self.backend = backend
         self.settings = settings
         self.cache = cache
+        self.max_stale_sec = max_stale_sec
         self.provider = settings.backend_name
         self.key = f"{settings.identity}#{settings.auth_mode}"
 
     def get(self) -> Credential:
-        credential, hit = self.cache.get(self.key, self.settings.ttl_sec, self._fetch)
+        credential, hit = self.cache.get(
+            self.key, self.settings.ttl_sec, self._fetch, self.max_stale_sec
+        )
         if hit and logger.isEnabledFor(logging.DEBUG):
             logger.debug("Cache hit for key: %s", self.key)
         return credential

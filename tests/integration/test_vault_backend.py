@@ -19,6 +19,7 @@ import requests
 import mlflow_secrets_auth
 from mlflow_secrets_auth.errors import BackendError
 
+from support.counting_proxy import CountingProxy
 from support.kubernetes import ServiceAccount, enable_kubernetes_auth
 from support.openbao import OpenBaoServer
 from support.ports import free_port
@@ -320,3 +321,52 @@ def test_kubernetes_login_without_token_file(
     error = failure(sink)
     assert error.step == "login"
     assert "MLFLOW_VAULT_K8S_TOKEN_PATH" in error.fix
+
+
+# -- resilience: refresh ahead, stale-if-error (SPEC §6) --------------------------------------
+
+
+def test_store_outage_serves_last_good_value_then_fails_closed(
+    openbao: OpenBaoServer,
+    vault_env: Callable[..., None],
+    sink: RecordingServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    path = unique("outage")
+    openbao.write_secret("secret", path, {"token": "last-good"})
+    proxy = CountingProxy(openbao.addr).start()
+    try:
+        vault_env(
+            f"secret/{path}",
+            VAULT_ADDR=proxy.url,
+            MLFLOW_VAULT_TTL_SEC="0.3",
+            MLFLOW_SECRETS_MAX_STALE_SEC="1.5",
+        )
+        assert sent_authorization(sink) == "Bearer last-good"
+    finally:
+        proxy.stop()  # the secret store goes away
+    time.sleep(0.4)  # the cached value has expired
+    assert sent_authorization(sink) == "Bearer last-good"  # served stale, with a warning
+    assert "still using the cached credential" in caplog.text
+    time.sleep(1.5)  # past expiry + MLFLOW_SECRETS_MAX_STALE_SEC
+    before = len(sink.requests)
+    with pytest.raises(BackendError) as info:
+        requests.get(sink.url, auth=mlflow_secrets_auth.get_auth(), timeout=10)
+    assert info.value.step == "connect"
+    assert len(sink.requests) == before  # nothing sent without a credential
+
+
+def test_refresh_ahead_picks_up_a_rotated_secret_without_waiting(
+    openbao: OpenBaoServer, vault_env: Callable[..., None], sink: RecordingServer
+) -> None:
+    path = unique("ahead")
+    openbao.write_secret("secret", path, {"token": "before"})
+    vault_env(f"secret/{path}", MLFLOW_VAULT_TTL_SEC="1")
+    assert sent_authorization(sink) == "Bearer before"
+    openbao.write_secret("secret", path, {"token": "after"})
+    time.sleep(0.85)  # past 80% of the TTL, before expiry
+    assert sent_authorization(sink) == "Bearer before"  # served at once; refresh in background
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and sent_authorization(sink) != "Bearer after":
+        time.sleep(0.02)
+    assert sink.requests[-1].header("authorization") == "Bearer after"

@@ -18,18 +18,101 @@ class Clock:
         return self.now
 
 
-def test_entry_expires_after_its_ttl() -> None:
-    clock = Clock()
+class Store:
+    """A secret store double whose answers the test scripts: values, or failures."""
+
+    def __init__(self, *answers: str | Exception) -> None:
+        self.answers = list(answers)
+        self.calls = 0
+        self.done = threading.Event()
+
+    def fetch(self) -> Credential:
+        answer = self.answers[min(self.calls, len(self.answers) - 1)]
+        self.calls += 1
+        self.done.set()
+        if isinstance(answer, Exception):
+            raise answer
+        return Credential("bearer", answer)
+
+
+def wait_for_background(cache: CredentialCache, store: Store) -> None:
+    assert store.done.wait(5)
+    for _ in range(500):
+        if not cache._flights:
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError("background refresh did not finish")
+
+
+def test_fresh_value_is_served_from_cache() -> None:
+    clock, store = Clock(), Store("one", "two")
     cache = CredentialCache(timer=clock)
-    values = iter(["one", "two"])
-    fetch = lambda: Credential("bearer", next(values))  # noqa: E731
-    first, hit = cache.get("k", 10, fetch)
+    first, hit = cache.get("k", 10, store.fetch)
     assert not hit
-    clock.now += 9
-    assert cache.get("k", 10, fetch) == (first, True)
-    clock.now += 2
-    second, hit = cache.get("k", 10, fetch)
+    clock.now += 7.9  # before 80% of the TTL
+    assert cache.get("k", 10, store.fetch) == (first, True)
+    assert store.calls == 1
+
+
+def test_refresh_ahead_serves_current_value_and_fetches_in_background() -> None:
+    clock, store = Clock(), Store("one", "two")
+    cache = CredentialCache(timer=clock)
+    first, _ = cache.get("k", 10, store.fetch)
+    store.done.clear()
+    clock.now += 8.5  # past 80%, before expiry
+    assert cache.get("k", 10, store.fetch) == (first, True)  # no waiting on the store
+    wait_for_background(cache, store)
+    second, hit = cache.get("k", 10, store.fetch)
+    assert hit and second.authorization == "Bearer two"
+    assert store.calls == 2
+    assert cache.stats.background_refreshes == 1
+
+
+def test_idle_expired_value_is_fetched_again_synchronously() -> None:
+    clock, store = Clock(), Store("one", "two")
+    cache = CredentialCache(timer=clock)
+    cache.get("k", 10, store.fetch)
+    clock.now += 11
+    second, hit = cache.get("k", 10, store.fetch, max_stale=3600)
     assert not hit and second.authorization == "Bearer two"
+
+
+def test_store_failure_serves_previous_value_within_max_stale_then_errors(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    store = Store("one", RuntimeError("store down"))
+    cache = CredentialCache(timer=clock)
+    first, _ = cache.get("k", 10, store.fetch, max_stale=100)
+    clock.now += 11  # expired: the synchronous fetch fails
+    assert cache.get("k", 10, store.fetch, max_stale=100) == (first, True)
+    assert "MLFLOW_SECRETS_MAX_STALE_SEC" in caplog.text
+    calls = store.calls
+    clock.now += 1  # within the backoff: served without touching the store
+    assert cache.get("k", 10, store.fetch, max_stale=100) == (first, True)
+    assert store.calls == calls
+    clock.now += 100  # past expiry + max_stale
+    with pytest.raises(RuntimeError, match="store down"):
+        cache.get("k", 10, store.fetch, max_stale=100)
+
+
+def test_no_stale_serving_when_max_stale_is_zero() -> None:
+    clock = Clock()
+    store = Store("one", RuntimeError("store down"))
+    cache = CredentialCache(timer=clock)
+    cache.get("k", 10, store.fetch, max_stale=0)
+    clock.now += 11
+    with pytest.raises(RuntimeError):
+        cache.get("k", 10, store.fetch, max_stale=0)
+
+
+def test_invalidated_credential_is_never_served_stale() -> None:
+    store = Store("one", RuntimeError("store down"))
+    cache = CredentialCache()
+    first, _ = cache.get("k", 10, store.fetch, max_stale=3600)
+    assert cache.invalidate("k", first)
+    with pytest.raises(RuntimeError):
+        cache.get("k", 10, store.fetch, max_stale=3600)
 
 
 def test_concurrent_cold_callers_cause_one_fetch() -> None:
