@@ -19,7 +19,27 @@ logger = get_logger(__name__)
 
 CACHE = CredentialCache()
 _lock = threading.Lock()
-_backends: LRUCache[BackendSettings, Backend] = LRUCache(maxsize=8)
+
+
+def _close(backend: Backend) -> None:
+    close = getattr(backend, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception as error:  # closing is best effort; never fail a request over it
+            logger.debug("Closing %r failed: %s", backend, type(error).__name__)
+
+
+class _ClosingLRU(LRUCache[BackendSettings, Backend]):
+    """Backends hold SDK clients and connection pools: close the ones that fall out."""
+
+    def popitem(self) -> tuple[BackendSettings, Backend]:
+        key, backend = super().popitem()
+        _close(backend)
+        return key, backend
+
+
+_backends: _ClosingLRU = _ClosingLRU(maxsize=8)
 _current: tuple[Settings, SecretsAuth | None] | None = None
 
 
@@ -79,5 +99,8 @@ def reset() -> None:
     CACHE.clear()
     CACHE.stats = CacheStats()
     with _lock:
+        backends = list(_backends.values())
         _backends.clear()
+    for backend in backends:
+        _close(backend)
     _current = None

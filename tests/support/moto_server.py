@@ -59,6 +59,7 @@ class MotoServer:
 
     def __init__(self) -> None:
         self._server: ThreadedMotoServer | None = None
+        self._clients: dict[str, Any] = {}
         self.port = 0
 
     def start(self) -> MotoServer:
@@ -70,6 +71,9 @@ class MotoServer:
 
     def stop(self) -> None:
         server, self._server = self._server, None
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
         if server is not None:
             server.stop()
 
@@ -88,14 +92,17 @@ class MotoServer:
 
     # -- admin side (explicit endpoint and keys; independent of os.environ) --------------------
 
-    def client(self, service: str = "secretsmanager", keys: AwsKeys | None = None) -> Any:
-        keys = keys or AwsKeys(DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY)
-        session = boto3.session.Session(
-            aws_access_key_id=keys.access_key_id,
-            aws_secret_access_key=keys.secret_access_key,
-            region_name=REGION,
-        )
-        return session.client(service, endpoint_url=self.url)
+    def client(self, service: str = "secretsmanager") -> Any:
+        """An admin client with the dummy keys (built once per service: that is the slow part)."""
+        client = self._clients.get(service)
+        if client is None:
+            session = boto3.session.Session(
+                aws_access_key_id=DUMMY_ACCESS_KEY_ID,
+                aws_secret_access_key=DUMMY_SECRET_ACCESS_KEY,
+                region_name=REGION,
+            )
+            client = self._clients[service] = session.client(service, endpoint_url=self.url)
+        return client
 
     def create_secret(
         self, value: str | bytes, *, name: str | None = None, prefix: str = "mlflow"

@@ -35,3 +35,9 @@ class Backend(Protocol):
     name: str
 
     def fetch(self) -> FetchedSecret: ...
+
+
+class ClosableBackend(Backend, Protocol):
+    """A backend holding an SDK client or connection pool; the runtime closes it when dropped."""
+
+    def close(self) -> None: ...
