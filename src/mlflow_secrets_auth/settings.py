@@ -490,17 +490,21 @@ def watched_variables(enabled: tuple[BackendName, ...] | None) -> tuple[str, ...
 
 
 class _SettingsCache:
-    """Reloads settings only when a watched variable changed since the last load."""
+    """Reloads settings only when a watched variable changed since the last load.
+
+    The state is one tuple (watched keys, their values, the result), replaced as a whole, so a
+    reader never pairs one load's values with another load's result.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._keys: tuple[object, ...] = encode_names(KNOWN_VARIABLES)
-        self._snapshot: tuple[object, ...] | None = None
-        self._result: Settings | ConfigurationError | None = None
+        self._state: tuple[tuple[object, ...], tuple[object, ...], Settings | ConfigurationError]
+        self._state = (encode_names(KNOWN_VARIABLES), (), ConfigurationError("not loaded"))
+        self._loaded = False
 
     def current(self) -> Settings:
-        result = self._result
-        if result is None or snapshot(self._keys) != self._snapshot:
+        keys, values, result = self._state
+        if not self._loaded or snapshot(keys) != values:
             with self._lock:
                 result = self._reload()
         if isinstance(result, ConfigurationError):
@@ -519,7 +523,8 @@ class _SettingsCache:
             result = load_settings(os.environ)
         except ConfigurationError as error:
             result = error
-        self._keys, self._snapshot, self._result = keys, values, result
+        self._state = (keys, values, result)
+        self._loaded = True
         return result
 
 
