@@ -1,27 +1,90 @@
-"""The ``mlflow-secrets-auth`` command line. Output goes to stdout; logs go to stderr."""
+"""The ``mlflow-secrets-auth`` command line. Output goes to stdout; logs go to stderr.
+
+The commands only render what :mod:`.doctor`, :mod:`.info` and :mod:`.clear_marker` compute;
+those modules do the work and never print. Heavier modules are imported inside the commands so
+that ``--help`` and ``--version`` stay instant.
+"""
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
+import os
 import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
 from . import __version__
-from .log import LOG_LEVEL_VARIABLE, ROOT_LOGGER_NAME, configure_from_env
+from .log import LOG_LEVEL_VARIABLE, ROOT_LOGGER_NAME, configure_from_env, get_logger
+
+logger = get_logger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+_SYMBOLS = {"passed": "✓", "failed": "✗", "warning": "!", "skipped": "-"}
+_ASCII_SYMBOLS = {"passed": "+", "failed": "x", "warning": "!", "skipped": "-"}
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record is emitted (test runners swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr  # emit runs under the handler's lock
+        super().emit(record)
 
 
 def _log_to_stderr() -> None:
     """Show the package's log lines on stderr when MLFLOW_SECRETS_LOG_LEVEL asks for them."""
     configure_from_env()
     logger = logging.getLogger(ROOT_LOGGER_NAME)
+    for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+        logger.removeHandler(handler)  # from an earlier invocation in the same process
+    if not (os.environ.get(LOG_LEVEL_VARIABLE) or "").strip():
+        return
     if logger.level != logging.NOTSET and not any(
         isinstance(h, logging.StreamHandler) and not isinstance(h, logging.NullHandler)
         for h in logger.handlers
     ):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
         logger.addHandler(handler)
+
+
+def _no_traceback(command: F) -> F:
+    """A last line of defence: an unexpected error becomes one clear line, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except Exception as error:  # the type only: the text might quote something secret
+            logger.debug("Command failed with %s", type(error).__name__)
+            click.echo(
+                f"mlflow-secrets-auth: unexpected error ({type(error).__name__}); run with "
+                f"{LOG_LEVEL_VARIABLE}=DEBUG for details, and report it",
+                err=True,
+            )
+            raise SystemExit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _symbols() -> dict[str, str]:
+    """✓/✗ where stdout can encode them, ASCII otherwise (a C locale, a legacy console)."""
+    encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+    try:
+        "".join(_SYMBOLS.values()).encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        return _ASCII_SYMBOLS
+    return _SYMBOLS
+
+
+def _emit_json(data: object) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False))
 
 
 @click.group(
@@ -37,8 +100,288 @@ def main() -> None:
     """Authenticate MLflow with credentials from Vault, AWS Secrets Manager or Azure Key Vault.
 
     Diagnose and inspect the plugin's configuration from the command line.
+
+    \b
+    Examples:
+      mlflow-secrets-auth info
+      mlflow-secrets-auth doctor
+      mlflow-secrets-auth doctor --dry-run https://mlflow.example.com
+      mlflow-secrets-auth cache clear
     """
     _log_to_stderr()
+
+
+# -- info ---------------------------------------------------------------------------------------
+
+
+@main.command(short_help="Show what is installed and configured (secrets masked).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
+@click.pass_context
+@_no_traceback
+def info(ctx: click.Context, as_json: bool) -> None:
+    """Show the installation and the configuration this shell passes to the plugin.
+
+    Prints the version, each backend (enabled or not, SDK installed or not, chosen or skipped
+    and why), every plugin variable this process sees with secret values masked as ***, where
+    credentials may be sent (the allowlist), and the cache statistics. Nothing is contacted.
+
+    Exits 0 when the plugin is installed and configured (a backend is chosen and its SDK is
+    installed), 1 otherwise.
+
+    \b
+    Examples:
+      mlflow-secrets-auth info
+      mlflow-secrets-auth info --json | jq .variables
+    """
+    from .info import collect_info
+
+    data = collect_info()
+    if as_json:
+        _emit_json(data)
+    else:
+        _print_info(data)
+    ctx.exit(0 if data["ok"] else 1)
+
+
+def _yes(value: object) -> str:
+    return "yes" if value else "no"
+
+
+def _print_info(data: dict[str, Any]) -> None:
+    echo = click.echo
+    echo(
+        f"mlflow-secrets-auth {data['version']} (Python {data['python']}, "
+        f"{'MLflow ' + data['mlflow'] if data['mlflow'] else 'MLflow not installed'})"
+    )
+    entry = data["entry_point"]
+    echo(
+        f"Entry point: {entry['name']} in {entry['group']}: "
+        f"{'registered' if entry['registered'] else 'NOT registered (reinstall the package)'}"
+    )
+    tracking_auth = data["mlflow_tracking_auth"]
+    active = tracking_auth == entry["name"]
+    echo(
+        f"MLFLOW_TRACKING_AUTH: {tracking_auth!r}"
+        if tracking_auth is not None
+        else "MLFLOW_TRACKING_AUTH: not set"
+    )
+    if not active:
+        echo(f"  MLflow will not call the plugin: export MLFLOW_TRACKING_AUTH={entry['name']}")
+    echo("")
+    echo("Backends (priority order):")
+    for backend in data["backends"]:
+        sdk = "installed" if backend["sdk_installed"] else "NOT installed"
+        line = f"  {backend['name']:<20} {backend['state']:<10} SDK {backend['sdk']}: {sdk}"
+        if backend.get("missing"):
+            line += f"; missing {' and '.join(backend['missing'])}"
+        echo(line)
+    configuration = data["configuration"]
+    if configuration["backend"]:
+        echo(f"Configuration: {configuration['backend']} is used")
+    else:
+        echo(f"Configuration: no backend is used: {configuration['error']}")
+    echo("")
+    echo("Variables seen by this process (secrets masked):")
+    seen = {**data["variables"], **data["mlflow_variables"]}
+    if not seen:
+        echo("  (none: no plugin or MLflow variable is set in this environment)")
+    for name, value in seen.items():
+        shown = f"{value} (set)" if value == "***" else value
+        echo(f"  {name}={shown}")
+    echo("")
+    hosts = data["hosts"]
+    if hosts:
+        allowed = ", ".join(hosts["allowed_hosts"]) or "(none)"
+        echo(f"Allowed hosts: {allowed} (from {hosts['source']})")
+        echo(
+            "Plain http to non-loopback hosts: "
+            + ("allowed" if hosts["allow_http"] else "not allowed (MLFLOW_SECRETS_ALLOW_HTTP)")
+        )
+        echo(f"Credential header: {hosts['header']}")
+    click.echo(f"Cache ({data['cache']['scope']}): {_cache_line(data['cache'])}")
+    _print_marker(data["clear_marker"])
+
+
+def _cache_line(cache: dict[str, Any]) -> str:
+    rate = "n/a" if cache["hit_rate"] is None else f"{cache['hit_rate']:.0%}"
+    skip = {"scope", "pid", "entries", "hit_rate"}
+    counters = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in cache.items() if k not in skip)
+    return f"{cache['entries']} cached credential(s), hit rate {rate} ({counters})"
+
+
+def _print_marker(marker: dict[str, Any]) -> None:
+    if marker["exists"]:
+        click.echo(
+            f"Clear marker: {marker['path']}: last clear requested {marker['requested_at']} "
+            f"(generation {marker['generation']}, file changed {marker['changed_at']})"
+        )
+    else:
+        click.echo(f"Clear marker: {marker['path']}: no clear requested yet")
+    if marker.get("error"):
+        click.echo(f"  note: {marker['error']}")
+
+
+# -- doctor -------------------------------------------------------------------------------------
+
+
+def _dry_run_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from .doctor import dry_run_url_problem
+
+    if value is None:
+        return None
+    problem = dry_run_url_problem(value)
+    if problem is not None:
+        raise click.BadParameter(problem)
+    return value
+
+
+@main.command(short_help="Check each step from configuration to an MLflow request.")
+@click.option(
+    "--dry-run",
+    "dry_run_url",
+    metavar="URL",
+    callback=_dry_run_url,
+    help="Also send one real request (GET /api/2.0/mlflow/experiments/search?max_results=1) "
+    "with the plugin's credential to the MLflow server at URL.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
+@click.pass_context
+@_no_traceback
+def doctor(ctx: click.Context, dry_run_url: str | None, as_json: bool) -> None:
+    """Check every step from configuration to an authenticated MLflow request.
+
+    \b
+    Checks, in order (a failed step skips the ones that depend on it):
+      configuration      which backend is chosen; which are skipped and why
+      backend reachable  network, DNS, TLS, time limit
+      login              the secret store accepts this process's identity
+      secret read        the secret exists and may be read
+      secret format      its shape fits the auth mode (bearer or basic)
+      auth header        the header the plugin would send (never the value)
+      MLflow activation  MLFLOW_TRACKING_AUTH, entry point, overriding settings, allowed hosts
+      dry run            with --dry-run: one real request to the MLflow server
+
+    Each check is printed as ✓ passed, ✗ failed, ! warning or - skipped, with the reason and,
+    for problems, the fix. No secret value is ever printed. Exits 0 when no check failed
+    (warnings do not fail), 1 otherwise.
+
+    \b
+    Examples:
+      mlflow-secrets-auth doctor
+      mlflow-secrets-auth doctor --dry-run https://mlflow.example.com
+      MLFLOW_SECRETS_LOG_LEVEL=DEBUG mlflow-secrets-auth doctor
+      mlflow-secrets-auth doctor --json > doctor.json
+    """
+    from .doctor import doctor_ok, run_doctor, summarize
+
+    checks = run_doctor(os.environ, dry_run_url)
+    ok = doctor_ok(checks)
+    counts = summarize(checks)
+    if as_json:
+        _emit_json(
+            {
+                "version": __version__,
+                "ok": ok,
+                "dry_run_url": dry_run_url,
+                "summary": counts,
+                "checks": [check.as_dict() for check in checks],
+            }
+        )
+    else:
+        symbols = _symbols()
+        click.echo(f"mlflow-secrets-auth {__version__} doctor")
+        for check in checks:
+            click.echo(f"{symbols[check.status]} {check.title}: {check.detail}")
+            if check.fix and check.status in ("failed", "warning"):
+                click.echo(f"    fix: {check.fix}")
+        verdict = "OK" if ok else "FAILED"
+        click.echo(
+            f"{verdict}: {counts['passed']} passed, {counts['failed']} failed, "
+            f"{counts['warning']} warning(s), {counts['skipped']} skipped"
+        )
+    ctx.exit(0 if ok else 1)
+
+
+# -- cache --------------------------------------------------------------------------------------
+
+
+@main.group()
+def cache() -> None:
+    """Clear or inspect cached credentials across processes.
+
+    Every process keeps its credentials in memory only; `cache clear` reaches all of them
+    through a marker file (it holds a random id, never a secret) in a per-user directory:
+    $MLFLOW_SECRETS_CACHE_DIR, else $XDG_CACHE_HOME/mlflow-secrets-auth, else
+    ~/.cache/mlflow-secrets-auth.
+
+    \b
+    Examples:
+      mlflow-secrets-auth cache clear
+      mlflow-secrets-auth cache status --json
+    """
+
+
+@cache.command("clear")
+@click.pass_context
+@_no_traceback
+def cache_clear(ctx: click.Context) -> None:
+    """Make every process using the plugin drop its cached credentials.
+
+    Rewrites the clear marker with a fresh random id; each process on this machine that uses
+    the plugin (as this user, with the same cache directory) sees the change before its next
+    request and fetches the credential again. Use it after rotating a secret.
+
+    \b
+    Example:
+      mlflow-secrets-auth cache clear
+    """
+    from .clear_marker import MARKER
+    from .runtime import CACHE
+
+    try:
+        generation = MARKER.request_clear()
+    except OSError as error:
+        click.echo(
+            f"mlflow-secrets-auth: cannot write the clear marker in {MARKER.directory}: "
+            f"{error.strerror or type(error).__name__}. Check the directory's permissions, or "
+            "set MLFLOW_SECRETS_CACHE_DIR to a writable directory",
+            err=True,
+        )
+        ctx.exit(1)
+    CACHE.clear()
+    click.echo(f"Cache clear requested (generation {generation}).")
+    click.echo(
+        "Every process using the plugin with this cache directory drops its cached "
+        "credentials before its next request."
+    )
+    click.echo(f"Marker: {MARKER.path}")
+
+
+@cache.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
+@_no_traceback
+def cache_status(as_json: bool) -> None:
+    """Show the clear marker and this process's cache.
+
+    The marker tells when a clear was last requested. The cache figures are this command's
+    own process (each process keeps its credentials in its own memory, so a long-running
+    MLflow job has its own).
+
+    \b
+    Examples:
+      mlflow-secrets-auth cache status
+      mlflow-secrets-auth cache status --json
+    """
+    from .clear_marker import MARKER
+    from .info import cache_statistics
+
+    marker = MARKER.status()
+    process = cache_statistics()
+    if as_json:
+        _emit_json({"marker": marker, "this_process": process})
+        return
+    _print_marker(marker)
+    click.echo(f"This process (pid {process['pid']}): {_cache_line(process)}")
 
 
 if __name__ == "__main__":  # pragma: no cover

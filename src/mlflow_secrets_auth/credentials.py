@@ -168,7 +168,12 @@ def parse_secret(payload: str | bytes | Mapping[str, object], mode: CredentialKi
 def describe_payload(payload: str | bytes | Mapping[str, object]) -> dict[str, object]:
     """Shape facts for diagnostics: kind, length, keys, surrounding white space, never values."""
     if isinstance(payload, Mapping):
-        return {"kind": "mapping", "keys": sorted(map(str, payload))}
+        padded = sorted(str(k) for k, v in payload.items() if isinstance(v, str) and v != v.strip())
+        return {
+            "kind": "mapping",
+            "keys": sorted(map(str, payload)),
+            "fields_with_surrounding_whitespace": padded,
+        }
     text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
     return {
         "kind": "binary" if isinstance(payload, bytes) else "string",

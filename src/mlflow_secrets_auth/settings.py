@@ -132,9 +132,13 @@ BACKEND_VARIABLES: dict[BackendName, tuple[str, ...]] = {
         *AZURE_SDK_VARIABLES,
     ),
 }
+#: Read elsewhere (the cache-clear marker's directory), listed so `info` shows it.
+OTHER_VARIABLES: tuple[str, ...] = ("MLFLOW_SECRETS_CACHE_DIR",)
 #: Every variable this package reads.
-KNOWN_VARIABLES: tuple[str, ...] = GENERAL_VARIABLES + tuple(
-    name for names in BACKEND_VARIABLES.values() for name in names
+KNOWN_VARIABLES: tuple[str, ...] = (
+    GENERAL_VARIABLES
+    + tuple(name for names in BACKEND_VARIABLES.values() for name in names)
+    + OTHER_VARIABLES
 )
 
 

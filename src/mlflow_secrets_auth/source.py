@@ -6,6 +6,7 @@ import logging
 
 from .backends.base import Backend
 from .cache import CredentialCache
+from .clear_marker import MARKER
 from .credentials import Credential, describe_payload, parse_secret
 from .errors import BackendError, SecretFormatError
 from .log import get_logger
@@ -32,6 +33,9 @@ class CredentialSource:
         self.key = f"{settings.identity}#{settings.auth_mode}"
 
     def get(self) -> Credential:
+        if MARKER.poll():  # `mlflow-secrets-auth cache clear` ran somewhere on this machine
+            dropped = self.cache.clear()
+            logger.info("Cache clear requested on this machine: dropped %d credential(s)", dropped)
         credential, hit = self.cache.get(
             self.key, self.settings.ttl_sec, self._fetch, self.max_stale_sec
         )

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -370,3 +372,25 @@ def test_refresh_ahead_picks_up_a_rotated_secret_without_waiting(
     while time.monotonic() < deadline and sent_authorization(sink) != "Bearer after":
         time.sleep(0.02)
     assert sink.requests[-1].header("authorization") == "Bearer after"
+
+
+def test_cache_clear_command_reaches_a_running_process(
+    openbao: OpenBaoServer,
+    vault_env: Callable[..., None],
+    sink: RecordingServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MLFLOW_SECRETS_CACHE_DIR", str(tmp_path / "marker"))
+    path = unique("clear")
+    openbao.write_secret("secret", path, {"token": "cached-one"})
+    vault_env(f"secret/{path}")
+    assert sent_authorization(sink) == "Bearer cached-one"
+    openbao.write_secret("secret", path, {"token": "rotated-one"})
+    time.sleep(0.15)
+    assert sent_authorization(sink) == "Bearer cached-one"  # still cached (TTL 300 s)
+    cli = Path(sys.executable).with_name("mlflow-secrets-auth")
+    done = subprocess.run([str(cli), "cache", "clear"], capture_output=True, text=True, check=True)
+    assert "rotated-one" not in done.stdout + done.stderr
+    time.sleep(0.15)  # the marker is looked at no more than every 0.1 s
+    assert sent_authorization(sink) == "Bearer rotated-one"

@@ -115,4 +115,8 @@ def test_describe_payload_reports_shape_only() -> None:
         "length": 4,
         "surrounding_whitespace": True,
     }
-    assert describe_payload({"token": SECRET}) == {"kind": "mapping", "keys": ["token"]}
+    assert describe_payload({"token": SECRET + "\n", "u": "x"}) == {
+        "kind": "mapping",
+        "keys": ["token", "u"],
+        "fields_with_surrounding_whitespace": ["token"],
+    }

@@ -1,0 +1,310 @@
+"""Data for ``mlflow-secrets-auth info``: what is installed, what this process sees, no secrets.
+
+Field note 7 ("environment not reaching the process"): the most useful answer to "why is the
+plugin not doing anything?" is the list of variables this very process saw, with secret values
+masked, and which backend that configuration selects. Nothing here contacts a server or imports
+a backend SDK (``importlib.util.find_spec`` only locates it).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import platform
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+from . import __version__
+from .errors import ConfigurationError, IncompleteConfigurationError
+from .log import get_logger
+from .settings import (
+    BACKEND_NAMES,
+    KNOWN_VARIABLES,
+    BackendName,
+    BackendSettings,
+    GeneralSettings,
+    load_aws,
+    load_azure,
+    load_general,
+    load_vault,
+)
+
+ENTRY_POINT_GROUP = "mlflow.request_auth_provider"
+PROVIDER_NAME = "mlflow_secrets_auth"
+MASK = "***"
+
+#: Variables whose value is a credential, masked whatever their name.
+SECRET_VARIABLES = frozenset(
+    {
+        "VAULT_TOKEN",
+        "VAULT_SECRET_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AZURE_CLIENT_SECRET",
+        "IDENTITY_HEADER",
+        "MSI_SECRET",
+        "MLFLOW_TRACKING_TOKEN",
+        "MLFLOW_TRACKING_PASSWORD",
+    }
+)
+_SECRET_WORDS = frozenset({"TOKEN", "SECRET", "PASSWORD", "KEY", "PASSPHRASE", "CREDENTIAL"})
+#: Names that contain a secret-sounding word but say *where* a secret is, never what it is.
+#: Masking them would hide exactly what a user needs to check (the path, name or vault URL).
+NOT_SECRET_VARIABLES = frozenset(
+    {
+        "MLFLOW_VAULT_SECRET_PATH",
+        "MLFLOW_AWS_SECRET_NAME",
+        "MLFLOW_AWS_SECRET_ID",
+        "MLFLOW_AZURE_SECRET_NAME",
+        "MLFLOW_AZURE_SECRET_VERSION",
+        "MLFLOW_AZURE_KEY_VAULT_URL",
+        "AZURE_KEY_VAULT_URL",
+        "MLFLOW_VAULT_K8S_TOKEN_PATH",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+    }
+)
+#: MLflow's own variables that decide whether (and how) MLflow uses the plugin.
+MLFLOW_VARIABLES = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "MLFLOW_TRACKING_AUTH",
+    "MLFLOW_TRACKING_AWS_SIGV4",
+    "MLFLOW_TRACKING_TOKEN",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+)
+logger = get_logger(__name__)
+_LOADERS: dict[BackendName, Callable[[Mapping[str, str], GeneralSettings], BackendSettings]] = {
+    "vault": load_vault,
+    "aws-secrets-manager": load_aws,
+    "azure-key-vault": load_azure,
+}
+
+
+def is_secret_variable(name: str) -> bool:
+    """Whether a variable's value must be masked (explicit list, then any secret-sounding word).
+
+    Words, not substrings: ``MLFLOW_SECRETS_*`` (plural, the plugin's own settings) is shown.
+    """
+    if name in SECRET_VARIABLES:
+        return True
+    if name in NOT_SECRET_VARIABLES:
+        return False
+    return any(word in _SECRET_WORDS for word in name.upper().split("_"))
+
+
+def _mask_url_password(value: str) -> str:
+    """``https://user:pw@host`` → ``https://user:***@host``; anything else unchanged."""
+    if "@" not in value or "://" not in value:
+        return value
+    try:
+        parts = urlsplit(value)
+        password = parts.password
+    except ValueError:
+        return MASK
+    if password is None:
+        return value
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{parts.username or ''}:{MASK}@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def masked_value(name: str, value: str) -> str:
+    """The value as ``info`` shows it: ``***`` for secrets, URLs without their password."""
+    return MASK if is_secret_variable(name) else _mask_url_password(value)
+
+
+def sdk_installed(module: str) -> bool:
+    """Whether a backend SDK can be imported, without importing it."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a missing parent package raises ModuleNotFoundError
+        return False
+
+
+def distribution_version(*names: str) -> str | None:
+    for name in names:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def registered_entry_points() -> list[importlib.metadata.EntryPoint]:
+    """Entry points named ``mlflow_secrets_auth`` in MLflow's request-auth group (not loaded)."""
+    return [
+        ep
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+        if ep.name == PROVIDER_NAME
+    ]
+
+
+@dataclass(frozen=True)
+class BackendState:
+    """How one backend fares in the selection that :func:`settings.load_settings` makes."""
+
+    name: BackendName
+    enabled: bool
+    #: chosen | skipped (incomplete) | invalid (malformed value) | not needed | disabled
+    state: str
+    missing: tuple[str, ...] = ()
+    error: str | None = None
+    settings: BackendSettings | None = field(default=None, repr=False)
+
+
+def backend_states(env: Mapping[str, str], general: GeneralSettings) -> list[BackendState]:
+    """Every backend in priority order, with why it was chosen, skipped or not considered.
+
+    Mirrors ``load_settings``: the first enabled backend whose configuration is complete is
+    chosen; an incomplete one is skipped; a malformed value stops the selection.
+    """
+    states: list[BackendState] = []
+    decided = False
+    for name in BACKEND_NAMES:
+        if name not in general.enabled:
+            states.append(BackendState(name, False, "disabled"))
+            continue
+        if decided:
+            states.append(BackendState(name, True, "not needed"))
+            continue
+        try:
+            loaded = _LOADERS[name](env, general)
+        except IncompleteConfigurationError as incomplete:
+            states.append(BackendState(name, True, "skipped", missing=incomplete.missing))
+            continue
+        except ConfigurationError as error:
+            states.append(BackendState(name, True, "invalid", error=str(error)))
+            decided = True
+            continue
+        states.append(BackendState(name, True, "chosen", settings=loaded))
+        decided = True
+    return states
+
+
+def _variables(env: Mapping[str, str], names: tuple[str, ...]) -> dict[str, str]:
+    seen: dict[str, str] = {}
+    for name in names:
+        value = env.get(name)
+        if value is not None and name not in seen:
+            seen[name] = masked_value(name, value)
+    return seen
+
+
+def cache_statistics() -> dict[str, object]:
+    """This process's credential cache: size, counters and hit rate (never keys or values)."""
+    from dataclasses import asdict
+
+    from .runtime import CACHE
+
+    counters = asdict(CACHE.stats)
+    lookups = counters.get("hits", 0) + counters.get("misses", 0)
+    return {
+        "scope": "this process only: each process keeps its credentials in its own memory",
+        "pid": os.getpid(),
+        "entries": len(CACHE),
+        **counters,
+        "hit_rate": round(counters.get("hits", 0) / lookups, 3) if lookups else None,
+    }
+
+
+def collect_info(environ: Mapping[str, str] | None = None) -> dict[str, object]:
+    """Everything ``info`` shows, as JSON-ready data. ``ok`` is the exit status's basis.
+
+    ``ok`` means installed and configured: the entry point is registered, a backend is chosen
+    and its SDK is installed.
+    """
+    from .backends import sdk_module
+    from .clear_marker import CACHE_DIR_VARIABLE, MARKER
+
+    env = os.environ if environ is None else environ
+    data: dict[str, object] = {
+        "version": __version__,
+        "python": platform.python_version(),
+        "mlflow": distribution_version("mlflow", "mlflow-skinny"),
+    }
+    entry_points = registered_entry_points()
+    data["entry_point"] = {
+        "group": ENTRY_POINT_GROUP,
+        "name": PROVIDER_NAME,
+        "registered": bool(entry_points),
+        "value": entry_points[0].value if entry_points else None,
+    }
+    data["mlflow_tracking_auth"] = env.get("MLFLOW_TRACKING_AUTH")
+
+    configuration: dict[str, object] = {"backend": None, "error": None}
+    backends: list[dict[str, object]] = []
+    general: GeneralSettings | None = None
+    try:
+        general = load_general(env)
+    except ConfigurationError as error:
+        configuration["error"] = str(error)
+    states = backend_states(env, general) if general is not None else []
+    by_name = {state.name: state for state in states}
+    chosen: str | None = None
+    for name in BACKEND_NAMES:
+        sdk = sdk_module(name)
+        state = by_name.get(name)
+        entry: dict[str, object] = {
+            "name": name,
+            "enabled": bool(state and state.enabled),
+            "state": state.state if state else "unknown",
+            "sdk": sdk,
+            "sdk_installed": sdk_installed(sdk),
+        }
+        if state is not None and state.missing:
+            entry["missing"] = list(state.missing)
+        if state is not None and state.error:
+            entry["error"] = state.error
+            configuration["error"] = state.error
+        if state is not None and state.state == "chosen":
+            chosen = name
+        backends.append(entry)
+    configuration["backend"] = chosen
+    if general is not None and not general.enabled:
+        configuration["error"] = (
+            "no secrets backend is enabled: set MLFLOW_SECRETS_AUTH_ENABLE (vault, "
+            "aws-secrets-manager or azure-key-vault)"
+        )
+    elif general is not None and chosen is None and configuration["error"] is None:
+        configuration["error"] = "no enabled backend is fully configured: " + "; ".join(
+            f"{s.name}: {' and '.join(s.missing)} not set" for s in states if s.state == "skipped"
+        )
+    data["backends"] = backends
+    data["configuration"] = configuration
+
+    variables = data["variables"] = _variables(env, (*KNOWN_VARIABLES, CACHE_DIR_VARIABLE))
+    mlflow_variables = data["mlflow_variables"] = _variables(env, MLFLOW_VARIABLES)
+
+    hosts: dict[str, object] = {}
+    if general is not None:
+        from .hosts import default_rules
+
+        if general.allowed_hosts is not None:
+            rules = general.allowed_hosts
+            hosts["source"] = "MLFLOW_SECRETS_ALLOWED_HOSTS"
+        else:
+            tracking, registry = env.get("MLFLOW_TRACKING_URI"), env.get("MLFLOW_REGISTRY_URI")
+            rules = default_rules(tracking, registry)
+            hosts["source"] = (
+                "the MLflow tracking/registry URI hosts (MLFLOW_SECRETS_ALLOWED_HOSTS is unset)"
+            )
+        hosts["allowed_hosts"] = [str(rule) for rule in rules]
+        hosts["allow_http"] = general.allow_http
+        hosts["header"] = general.header_name or "Authorization"
+    data["hosts"] = hosts
+
+    data["cache"] = cache_statistics()
+    data["clear_marker"] = MARKER.status()
+
+    sdk_ok = chosen is not None and sdk_installed(sdk_module(chosen))
+    data["ok"] = bool(entry_points) and chosen is not None and sdk_ok
+    logger.debug(
+        "Info: backend=%s, variables seen=%d, entry point registered=%s",
+        chosen,
+        len(variables) + len(mlflow_variables),
+        bool(entry_points),
+    )
+    return data
