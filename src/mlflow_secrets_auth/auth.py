@@ -17,6 +17,7 @@ from requests.auth import AuthBase
 from requests.cookies import extract_cookies_to_jar
 
 from .credentials import Credential
+from .errors import HostNotAllowedError
 from .hosts import HostPolicy, Origin, origin_of
 from .log import get_logger
 from .source import CredentialSource
@@ -35,9 +36,14 @@ class SecretsAuth(AuthBase):
         self.policy = policy
         self.header = header_name or AUTHORIZATION
         self._custom = header_name is not None
+        self._confirmed: str | None = None  # fingerprint of the last credential a server accepted
 
     def __call__(self, r: PreparedRequest) -> PreparedRequest:
-        origin = self.policy.check(r.url or "")  # raises before any credential is touched
+        try:
+            origin = self.policy.check(r.url or "")  # raises before any credential is touched
+        except HostNotAllowedError as refused:
+            logger.warning("Host not allowed: %s", refused.host)
+            raise
         credential = self.source.get()
         r.headers[self.header] = credential.header_value(self._custom)
         position = None
@@ -66,6 +72,13 @@ class SecretsAuth(AuthBase):
         if r.is_redirect:
             self._strip_on_cross_origin_redirect(r, origin)
             return r
+        if r.status_code < 400 and self._confirmed != credential.fingerprint:
+            self._confirmed = credential.fingerprint
+            logger.info(
+                "Authentication successful (provider=%s, auth_mode=%s)",
+                self.source.provider,
+                credential.kind,
+            )
         if r.status_code != 401 or origin_of(r.url or "") != origin:
             return r
         body: object = r.request.body  # at run time also a file or a generator

@@ -55,7 +55,11 @@ class CredentialSource:
 
     def _fetch(self) -> Credential:
         logger.debug("Fetching secret (provider=%s, location=%s)", self.provider, self.key)
-        fetched = self.backend.fetch()
+        try:
+            fetched = self.backend.fetch()
+        except BackendError as error:
+            logger.error("%s", error)
+            raise
         shape = describe_payload(fetched.payload)
         logger.debug(
             "Secret read (provider=%s, version=%s, shape=%s)", self.provider, fetched.version, shape
@@ -63,7 +67,9 @@ class CredentialSource:
         try:
             credential = parse_secret(fetched.payload, self.settings.auth_mode)
         except SecretFormatError as error:
-            raise BackendError(self.provider, "parse", error.detail, error.fix) from None
+            failure = BackendError(self.provider, "parse", error.detail, error.fix)
+            logger.error("%s", failure)
+            raise failure from None
         logger.info(
             "Secret fetched successfully (provider=%s, cache_hit=false, kind=%s, fingerprint=%s)",
             self.provider,

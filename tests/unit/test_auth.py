@@ -7,6 +7,7 @@ real loopback server that injects the faults: 401s, redirects.
 from __future__ import annotations
 
 import io
+import logging
 import threading
 from collections.abc import Callable
 
@@ -254,3 +255,23 @@ def test_replay_answered_by_cross_origin_redirect_carries_no_credentials(
     landing = [entry[0] for entry in httpserver.log if entry[0].path == "/landing"]
     assert len(landing) == 1
     assert "X-Api-Key" not in landing[0].headers
+
+
+def test_log_lines_follow_the_documented_shapes(
+    httpserver: HTTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="mlflow_secrets_auth")
+    httpserver.expect_request("/api").respond_with_data("ok")
+    auth = make_auth(RotatingBackend("tok-1"))
+    for _ in range(3):
+        requests.get(httpserver.url_for("/api"), auth=auth)
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages.count("Authentication successful (provider=vault, auth_mode=bearer)") == 1
+    assert any(
+        m.startswith("Secret fetched successfully (provider=vault, cache_hit=false")
+        for m in messages
+    )
+    with pytest.raises(HostNotAllowedError):
+        requests.get(httpserver.url_for("/api"), auth=make_auth(RotatingBackend("t"), "x.example"))
+    refused = [r for r in caplog.records if r.getMessage() == "Host not allowed: 127.0.0.1"]
+    assert len(refused) == 1 and refused[0].levelno == logging.WARNING
