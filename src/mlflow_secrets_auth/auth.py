@@ -45,7 +45,7 @@ class SecretsAuth(AuthBase):
             logger.warning("Host not allowed: %s", refused.host)
             raise
         credential = self.source.get()
-        r.headers[self.header] = credential.header_value(self._custom)
+        r.headers[self.header] = credential.raw if self._custom else credential.authorization
         position = None
         tell = getattr(r.body, "tell", None)
         if tell is not None:

@@ -31,7 +31,7 @@ def fingerprint(value: str) -> str:
 class Credential:
     """A bearer token or username/password, with its header values precomputed."""
 
-    __slots__ = ("_raw", "authorization", "fingerprint", "kind", "username")
+    __slots__ = ("authorization", "fingerprint", "kind", "raw", "username")
 
     def __init__(self, kind: CredentialKind, secret: str, username: str | None = None) -> None:
         self.kind = kind
@@ -40,7 +40,7 @@ class Credential:
             pair = f"{username}:{secret}".encode()
             encoded = base64.b64encode(pair).decode("ascii")
             self.authorization = f"Basic {encoded}"
-            self._raw = encoded
+            self.raw = encoded  # the value for a custom header: no scheme prefix
             register_secret(secret)
             register_secret(encoded)
         else:
@@ -52,13 +52,13 @@ class Credential:
                     "store an ASCII token",
                 ) from None
             self.authorization = f"Bearer {secret}"
-            self._raw = secret
+            self.raw = secret
             register_secret(secret)
         self.fingerprint = fingerprint(self.authorization)
 
     def header_value(self, custom_header: bool) -> str:
         """``Authorization`` value, or the raw value for a custom header (no scheme prefix)."""
-        return self._raw if custom_header else self.authorization
+        return self.raw if custom_header else self.authorization
 
     def __repr__(self) -> str:
         user = f", username={self.username!r}" if self.username else ""

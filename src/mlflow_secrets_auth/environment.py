@@ -23,11 +23,12 @@ def snapshot(keys: tuple[object, ...]) -> tuple[object, ...]:
     return tuple(os.environ.get(str(k)) for k in keys)
 
 
-def raw_value(key: object) -> object:
-    """The undecoded value for an encoded key (cheap; compare or hash it, decode on demand)."""
-    if _data is not None:
-        return _data.get(key)
+def _raw_from_environ(key: object) -> object:
     return os.environ.get(str(key))
+
+
+#: The undecoded value for an encoded key (cheap; compare or hash it, decode on demand).
+raw_value = _data.get if _data is not None else _raw_from_environ
 
 
 def decode(raw: object) -> str | None:

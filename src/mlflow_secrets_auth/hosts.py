@@ -116,9 +116,13 @@ def uri_context() -> tuple[object, object]:
     MLflow itself is never imported here.
     """
     modules = sys.modules
-    tracking = getattr(modules.get(_TRACKING_MODULE), "_tracking_uri", None)
-    registry = getattr(modules.get(_REGISTRY_MODULE), "_registry_uri", None)
-    return (tracking or raw_value(_TRACKING_KEY), registry or raw_value(_REGISTRY_KEY))
+    tracking = getattr(modules.get(_TRACKING_MODULE), "_tracking_uri", None) or raw_value(
+        _TRACKING_KEY
+    )
+    registry = getattr(modules.get(_REGISTRY_MODULE), "_registry_uri", None) or raw_value(
+        _REGISTRY_KEY
+    )
+    return (tracking, registry)
 
 
 def _text(value: object) -> str | None:
@@ -160,7 +164,7 @@ class HostPolicy:
         self._allow_http = allow_http
         self._uris = uris
         self._lock = threading.Lock()
-        self._decisions: dict[tuple[str, object], Origin | HostNotAllowedError] = {}
+        self._decisions: dict[object, Origin | HostNotAllowedError] = {}
 
     def effective_rules(self) -> tuple[HostRule, ...]:
         if self._rules is not None:
@@ -172,13 +176,14 @@ class HostPolicy:
         end = url.find("/", 8)  # past "https://"; the origin part holds no "/"
         prefix = url if end < 0 else url[:end]
         context = None if self._rules is not None else self._uris()
-        decision = self._decisions.get((prefix, context))
+        key = prefix if context is None else (prefix, context)
+        decision = self._decisions.get(key)
         if decision is None:
             decision = self._decide(url, context)
             with self._lock:
                 if len(self._decisions) >= _DECISION_CACHE_SIZE:
                     self._decisions.clear()
-                self._decisions[(prefix, context)] = decision
+                self._decisions[key] = decision
         if isinstance(decision, HostNotAllowedError):
             raise HostNotAllowedError(str(decision), decision.host)
         return decision

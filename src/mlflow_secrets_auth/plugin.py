@@ -10,12 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from .auth import SecretsAuth
 
 PROVIDER_NAME = "mlflow_secrets_auth"
-_current_auth: Callable[[], SecretsAuth | None] | None = None  # bound on first use (lazy import)
 
 
 class SecretsAuthProviderFactory:
@@ -26,12 +23,11 @@ class SecretsAuthProviderFactory:
 
     def get_auth(self) -> SecretsAuth | None:
         """The auth object for the current environment, or None when no backend is enabled."""
-        global _current_auth
-        if _current_auth is None:
-            from .runtime import current_auth
+        from .runtime import current_auth
 
-            _current_auth = current_auth
-        return _current_auth()
+        # MLflow calls this for every request: from now on it reaches the runtime directly.
+        self.get_auth = current_auth  # type: ignore[method-assign]
+        return current_auth()
 
     def get_request_auth(self, url: str) -> SecretsAuth | None:
         """Like get_auth, but refuses up front when ``url`` may not receive credentials."""

@@ -17,6 +17,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from .environment import encode_names, snapshot
+from .environment import raw_value as environment_get
 from .errors import ConfigurationError, IncompleteConfigurationError
 from .hosts import HostRule, parse_allowed_hosts
 
@@ -508,7 +509,7 @@ class _SettingsCache:
 
     def current(self) -> Settings:
         keys, values, result = self._state
-        if not self._loaded or snapshot(keys) != values:
+        if not self._loaded or tuple(map(environment_get, keys)) != values:  # snapshot(), inline
             with self._lock:
                 result = self._reload()
         if isinstance(result, ConfigurationError):
