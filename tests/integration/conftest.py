@@ -7,11 +7,9 @@ environment (`clean_env` runs first) and, for the Key Vault fake, an emptied vau
 
 from __future__ import annotations
 
-import logging
 import socket
-import traceback
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -22,9 +20,12 @@ from support.azure_keyvault_fake import (
     TlsFiles,
     make_tls_files,
 )
+from support.leaks import LeakCheck
 from support.mlflow_server import MlflowAuthServer
 from support.moto_server import AwsSecret, MotoServer
+from support.openbao import OpenBaoServer
 from support.ports import LOOPBACK, free_port
+from support.recording_server import RecordingServer
 
 
 def _keep_loopback_off_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -41,50 +42,45 @@ def silent_port() -> Iterator[int]:
         yield int(sock.getsockname()[1])
 
 
-class LeakCheck:
-    """Captures everything the plugin could show (log records at DEBUG, stdout/stderr, exception
-    text, repr and traceback) and asserts that no secret value appears in any of it."""
-
-    def __init__(self, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]):
-        self._caplog = caplog
-        self._capfd = capfd
-        # Every logger, not only ours: the SDKs' DEBUG output is user-visible too.
-        caplog.set_level(logging.DEBUG)
-        caplog.set_level(logging.DEBUG, logger="mlflow_secrets_auth")
-
-    def begin(self) -> None:
-        """Forget what test setup logged or printed (creating a secret logs its value)."""
-        self._caplog.clear()
-        self._capfd.readouterr()
-
-    @property
-    def log_text(self) -> str:
-        return self._caplog.text
-
-    def texts(self, errors: Iterable[BaseException]) -> list[str]:
-        out, err = self._capfd.readouterr()
-        texts = [self._caplog.text, out, err]
-        for record in self._caplog.records:
-            texts += [record.getMessage(), repr(record.args), record.exc_text or ""]
-        for error in errors:
-            texts += [str(error), repr(error), "".join(traceback.format_exception(error))]
-            texts.append(repr(vars(error)))
-        return texts
-
-    def assert_clean(self, secrets: Iterable[str], *errors: BaseException) -> None:
-        plugin_records = [r for r in self._caplog.records if r.name.startswith("mlflow_secrets_")]
-        assert plugin_records, "nothing was logged at DEBUG: the check would prove nothing"
-        texts = self.texts(errors)
-        for secret in secrets:
-            for variant in {secret, secret.strip()}:
-                assert variant, "empty secret"
-                leaks = [text for text in texts if variant in text]
-                assert not leaks, f"a secret value leaked into: {leaks[0][:300]!r}"
-
-
 @pytest.fixture
 def leak_check(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> LeakCheck:
     return LeakCheck(caplog, capfd)
+
+
+@pytest.fixture
+def target(
+    recording_server: Callable[[], RecordingServer], monkeypatch: pytest.MonkeyPatch
+) -> RecordingServer:
+    """A loopback server standing in for MLflow; credentials may go to it."""
+    monkeypatch.setenv("MLFLOW_SECRETS_ALLOWED_HOSTS", LOOPBACK)
+    return recording_server()
+
+
+VaultEnv = Callable[..., None]
+
+
+@pytest.fixture
+def vault_env(openbao: OpenBaoServer, monkeypatch: pytest.MonkeyPatch) -> VaultEnv:
+    """Point the plugin at the session's OpenBao; keyword arguments override ("" unsets)."""
+
+    def configure(secret_path: str, **extra: str) -> None:
+        values = {
+            "MLFLOW_SECRETS_AUTH_ENABLE": "vault",
+            "VAULT_ADDR": openbao.addr,
+            "VAULT_TOKEN": openbao.root_token,
+            "MLFLOW_VAULT_SECRET_PATH": secret_path,
+            "MLFLOW_SECRETS_ALLOWED_HOSTS": LOOPBACK,
+            "MLFLOW_SECRETS_TIMEOUT_SEC": "3",
+            "NO_PROXY": "127.0.0.1,localhost",
+            **extra,
+        }
+        for name, value in values.items():
+            if value == "":
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
+
+    return configure
 
 
 # --- AWS ---------------------------------------------------------------------------------------

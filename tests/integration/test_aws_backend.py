@@ -18,10 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pytest
-import requests
 
-import mlflow_secrets_auth
-import mlflow_secrets_auth.runtime
 from mlflow_secrets_auth.backends.aws import ATTEMPTS, AwsSecretsManagerBackend
 from mlflow_secrets_auth.credentials import parse_secret
 from mlflow_secrets_auth.errors import BackendError
@@ -29,11 +26,14 @@ from mlflow_secrets_auth.settings import AwsSettings, load_settings
 
 from support.mlflow_server import MlflowAuthServer
 from support.moto_server import REGION, AwsSecret, MotoServer
+from support.plugin_calls import get_through_plugin, secret_value
 from support.ports import LOOPBACK, free_port
 from support.recording_server import RecordingServer
 
 if TYPE_CHECKING:  # fixtures' types, defined in this directory's conftest.py
-    from conftest import LeakCheck, MlflowRunCheck
+    from conftest import MlflowRunCheck
+
+    from support.leaks import LeakCheck
 
 pytestmark = pytest.mark.integration
 
@@ -429,28 +429,6 @@ def test_no_region_is_a_connect_failure(
 
 
 # --- through the whole plugin ------------------------------------------------------------------
-
-
-def secret_value() -> str:
-    """A credential with the characters that break URLs, and the classic trailing newline."""
-    return f"s3cr@t:/%2F{uuid.uuid4().hex}\n"
-
-
-@pytest.fixture
-def target(
-    recording_server: Callable[[], RecordingServer], monkeypatch: pytest.MonkeyPatch
-) -> RecordingServer:
-    """A loopback server standing in for MLflow; credentials may go to it."""
-    monkeypatch.setenv("MLFLOW_SECRETS_ALLOWED_HOSTS", LOOPBACK)
-    return recording_server()
-
-
-def get_through_plugin(server: RecordingServer, leak_check: LeakCheck) -> requests.Response:
-    leak_check.begin()
-    mlflow_secrets_auth.runtime.reset()
-    auth = mlflow_secrets_auth.get_auth()
-    url = f"{server.url}/api/2.0/mlflow/experiments/search"
-    return requests.get(url, auth=auth, timeout=10)
 
 
 def test_plugin_sends_the_bearer_token(

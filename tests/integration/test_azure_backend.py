@@ -10,15 +10,11 @@ import os
 import secrets
 import time
 import uuid
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import certifi
 import pytest
-import requests
 
-import mlflow_secrets_auth
-import mlflow_secrets_auth.runtime
 from mlflow_secrets_auth.backends.azure import AzureKeyVaultBackend
 from mlflow_secrets_auth.credentials import parse_secret
 from mlflow_secrets_auth.errors import BackendError
@@ -26,11 +22,14 @@ from mlflow_secrets_auth.settings import AzureSettings, load_settings
 
 from support.azure_keyvault_fake import KeyVaultFake
 from support.mlflow_server import MlflowAuthServer
+from support.plugin_calls import get_through_plugin, secret_value
 from support.ports import LOOPBACK, free_port
 from support.recording_server import RecordingServer
 
 if TYPE_CHECKING:  # fixtures' types, defined in this directory's conftest.py
-    from conftest import LeakCheck, MlflowRunCheck
+    from conftest import MlflowRunCheck
+
+    from support.leaks import LeakCheck
 
 pytestmark = pytest.mark.integration
 
@@ -305,28 +304,6 @@ def test_challenge_resource_must_match_the_vault_domain_unless_disabled(
 
 
 # --- through the whole plugin ------------------------------------------------------------------
-
-
-def secret_value() -> str:
-    """A credential with the characters that break URLs, and the classic trailing newline."""
-    return f"s3cr@t:/%2F{uuid.uuid4().hex}\n"
-
-
-@pytest.fixture
-def target(
-    recording_server: Callable[[], RecordingServer], monkeypatch: pytest.MonkeyPatch
-) -> RecordingServer:
-    """A loopback server standing in for MLflow; credentials may go to it."""
-    monkeypatch.setenv("MLFLOW_SECRETS_ALLOWED_HOSTS", LOOPBACK)
-    return recording_server()
-
-
-def get_through_plugin(server: RecordingServer, leak_check: LeakCheck) -> requests.Response:
-    leak_check.begin()
-    mlflow_secrets_auth.runtime.reset()
-    auth = mlflow_secrets_auth.get_auth()
-    url = f"{server.url}/api/2.0/mlflow/experiments/search"
-    return requests.get(url, auth=auth, timeout=10)
 
 
 def test_plugin_sends_the_bearer_token(

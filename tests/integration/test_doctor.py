@@ -50,26 +50,16 @@ Configure = Callable[..., None]
 
 
 @pytest.fixture
-def configure(openbao: OpenBaoServer, monkeypatch: pytest.MonkeyPatch) -> Configure:
-    """A complete Vault configuration; keyword arguments override it ("" unsets a variable)."""
+def configure(vault_env: Configure) -> Configure:
+    """A complete Vault configuration, activated for MLflow; keyword arguments override it."""
 
     def apply(secret_path: str, **extra: str) -> None:
-        values = {
+        defaults = {
             "MLFLOW_TRACKING_AUTH": "mlflow_secrets_auth",
             "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000",
-            "MLFLOW_SECRETS_AUTH_ENABLE": "vault",
-            "VAULT_ADDR": openbao.addr,
-            "VAULT_TOKEN": openbao.root_token,
-            "MLFLOW_VAULT_SECRET_PATH": secret_path,
-            "MLFLOW_SECRETS_TIMEOUT_SEC": "3",
-            "NO_PROXY": "127.0.0.1,localhost",
+            "MLFLOW_SECRETS_ALLOWED_HOSTS": "",
         }
-        values.update(extra)
-        for name, value in values.items():
-            if value == "":
-                monkeypatch.delenv(name, raising=False)
-            else:
-                monkeypatch.setenv(name, value)
+        vault_env(secret_path, **{**defaults, **extra})
 
     return apply
 

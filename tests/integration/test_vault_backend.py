@@ -35,29 +35,6 @@ def unique(prefix: str) -> str:
 
 
 @pytest.fixture
-def vault_env(openbao: OpenBaoServer, monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
-    """Point the plugin at the session's OpenBao; extra variables override the defaults."""
-
-    def configure(secret_path: str, **extra: str) -> None:
-        values = {
-            "MLFLOW_SECRETS_AUTH_ENABLE": "vault",
-            "VAULT_ADDR": openbao.addr,
-            "VAULT_TOKEN": openbao.root_token,
-            "MLFLOW_VAULT_SECRET_PATH": secret_path,
-            "MLFLOW_SECRETS_ALLOWED_HOSTS": "127.0.0.1",
-            "MLFLOW_SECRETS_TIMEOUT_SEC": "3",
-        }
-        values.update(extra)
-        for name, value in values.items():
-            if value == "":
-                monkeypatch.delenv(name, raising=False)
-            else:
-                monkeypatch.setenv(name, value)
-
-    return configure
-
-
-@pytest.fixture
 def sink(recording_server: Callable[[], RecordingServer]) -> RecordingServer:
     return recording_server()
 

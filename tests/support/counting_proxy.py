@@ -8,16 +8,15 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 
 import requests
 
-from .ports import LOOPBACK
+from .ports import LOOPBACK, StartStop
 
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
 
-class CountingProxy:
+class CountingProxy(StartStop):
     """Forwards every request to ``upstream`` and counts ``(method, path)`` pairs."""
 
     def __init__(self, upstream: str) -> None:
@@ -82,14 +81,3 @@ class CountingProxy:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
-
-    def __enter__(self) -> CountingProxy:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -25,12 +25,11 @@ import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import requests
 
-from .ports import LOOPBACK, ServerProcess, ServerStartError, free_port
+from .ports import LOOPBACK, ManagedServer, ServerProcess
 
 _SUPPORT_DIR = Path(__file__).resolve().parent
 # Same name as mlflow_test_auth.TOKENS_FILE_ENV; not imported from there because importing that
@@ -70,10 +69,11 @@ class MlflowApiError(RuntimeError):
         self.status = status
 
 
-class MlflowAuthServer:
+class MlflowAuthServer(ManagedServer):
     """`mlflow server --app-name basic-auth` on a free loopback port, plus admin helpers."""
 
     admin_username = "admin"
+    health_what = "GET /health"
 
     def __init__(self, *, startup_timeout: float = 60.0) -> None:
         self.startup_timeout = startup_timeout
@@ -111,20 +111,8 @@ class MlflowAuthServer:
         (self._tmp / "basic_auth.ini").write_text(_AUTH_INI.format(tmp=self._tmp))
         self.artifacts_dir.mkdir()
         self.set_tokens({})
-        for attempt in range(1, attempts + 1):
-            self.port = free_port()
-            self._proc = self._spawn()
-            try:
-                self._proc.wait_ready(
-                    self._healthy, timeout=self.startup_timeout, what="GET /health"
-                )
-            except ServerStartError as exc:
-                if exc.port_in_use and attempt < attempts:
-                    continue
-                self.stop()
-                raise
-            return self
-        raise AssertionError("unreachable")
+        self._launch(attempts)
+        return self
 
     def _spawn(self) -> ServerProcess:
         assert self._tmp is not None
@@ -176,35 +164,6 @@ class MlflowAuthServer:
         except requests.RequestException:
             return False
         return resp.status_code == 200
-
-    def stop(self) -> None:
-        """Stop the server (and its uvicorn worker) and delete its files. Idempotent."""
-        if self._proc is not None:
-            self._proc.stop()
-        self._http.close()
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
-
-    @property
-    def pid(self) -> int | None:
-        """Pid of the server process (also its process group), None before `start()`."""
-        return self._proc.pid if self._proc else None
-
-    def stderr_tail(self, lines: int = 40) -> str:
-        """The server's recent stderr (secrets redacted), for debugging a failing test."""
-        return self._proc.stderr_tail(lines) if self._proc else ""
-
-    def __enter__(self) -> MlflowAuthServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # ------------------------------------------------------------------ admin API
 

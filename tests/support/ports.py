@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,6 +23,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
+
+import requests
 
 LOOPBACK = "127.0.0.1"
 _PORT_IN_USE_MARKERS = ("address already in use", "errno 98", "eaddrinuse")
@@ -221,3 +225,80 @@ class ServerProcess:
         except (ProcessLookupError, PermissionError):
             return False
         return True
+
+
+class StartStop:
+    """``with Server() as s:`` for anything with ``start() -> self`` and ``stop()``."""
+
+    def start(self: _S) -> _S:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _S) -> _S:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+_S = TypeVar("_S", bound=StartStop)
+
+
+class ManagedServer(StartStop):
+    """A server binary this suite runs: pick a port, spawn, wait until healthy, clean up.
+
+    Subclasses set ``port``/``startup_timeout``, create ``_tmp`` before ``_launch`` and provide
+    ``_spawn`` (the process), ``_healthy`` (one readiness probe) and ``_pick_port``.
+    """
+
+    health_what = "readiness"
+    port: int
+    startup_timeout: float
+    _tmp: Path | None
+    _proc: ServerProcess | None
+    _http: requests.Session
+
+    def _pick_port(self) -> int:
+        return free_port()
+
+    def _spawn(self) -> ServerProcess:
+        raise NotImplementedError
+
+    def _healthy(self) -> bool:
+        raise NotImplementedError
+
+    def _launch(self, attempts: int) -> None:
+        """Spawn until healthy; a port taken between picking and binding is retried."""
+        for attempt in range(1, attempts + 1):
+            self.port = self._pick_port()
+            self._proc = self._spawn()
+            try:
+                self._proc.wait_ready(
+                    self._healthy, timeout=self.startup_timeout, what=self.health_what
+                )
+            except ServerStartError as exc:
+                if exc.port_in_use and attempt < attempts:
+                    continue
+                self.stop()
+                raise
+            return
+
+    def stop(self) -> None:
+        """Stop the process (its whole group) and delete its files. Idempotent."""
+        if self._proc is not None:
+            self._proc.stop()
+        self._http.close()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    @property
+    def pid(self) -> int | None:
+        """Pid of the server process (also its process group), None before `start()`."""
+        return self._proc.pid if self._proc else None
+
+    def stderr_tail(self, lines: int = 40) -> str:
+        """The server's recent stderr (secrets redacted), for debugging a failing test."""
+        return self._proc.stderr_tail(lines) if self._proc else ""

@@ -12,11 +12,10 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from .ports import LOOPBACK
+from .ports import LOOPBACK, StartStop
 
 
 @dataclass(frozen=True)
@@ -116,7 +115,7 @@ class _Server(ThreadingHTTPServer):
         super().__init__((LOOPBACK, 0), _Handler)
 
 
-class RecordingServer:
+class RecordingServer(StartStop):
     """Records requests; answers per path with a canned response (default: 200 `{}`)."""
 
     def __init__(self) -> None:
@@ -168,17 +167,6 @@ class RecordingServer:
         server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
-
-    def __enter__(self) -> RecordingServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # ------------------------------------------------------------------ responses
 

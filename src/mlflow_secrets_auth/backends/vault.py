@@ -208,22 +208,22 @@ class VaultBackend:
         except requests.exceptions.RequestException as error:
             detail, fix = explain(error, f"Vault at {s.addr}", s.timeout_sec)
             raise BackendError(NAME, "connect", detail, f"VAULT_ADDR and {fix}") from None
-        except vault_errors.Forbidden as error:
+        except (
+            vault_errors.Forbidden,
+            vault_errors.InvalidRequest,
+            vault_errors.Unauthorized,
+        ) as error:
             if step == "login":
                 raise BackendError(
                     NAME, "login", self._login_refusal(error), self._login_fix()
                 ) from None
-            raise BackendError(
-                NAME,
-                "read",
-                f"permission denied reading {where} ({_vault_messages(error)})",
-                "that the token's policy grants read on this path and that the token has not "
-                "expired (VAULT_TOKEN / login role policies)",
-            ) from None
-        except (vault_errors.InvalidRequest, vault_errors.Unauthorized) as error:
-            if step == "login":
+            if isinstance(error, vault_errors.Forbidden):
                 raise BackendError(
-                    NAME, "login", self._login_refusal(error), self._login_fix()
+                    NAME,
+                    "read",
+                    f"permission denied reading {where} ({_vault_messages(error)})",
+                    "that the token's policy grants read on this path and that the token has "
+                    "not expired (VAULT_TOKEN / login role policies)",
                 ) from None
             raise BackendError(
                 NAME,
