@@ -4,7 +4,7 @@
   parse — against the bare SDK building its client and reading once (goal: ratio <= 1.1);
 - cache miss, client reused: the plugin's fetch after its cache was dropped, against one SDK call
   on an existing client;
-- warm per request: get_auth() + applying it on a cache hit (the same code for every backend).
+(the warm per-request cost of each backend is in request_overhead.py, counted in instructions).
 Printed, never asserted. Servers: OpenBao, moto, and the loopback Key Vault of the tests.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import requests
 
-from _common import ROOT, per_call_ns
+from _common import ROOT
 
 sys.path.insert(0, str(ROOT / "tests"))
 from support.azure_keyvault_fake import (
@@ -70,18 +70,6 @@ def measure(
         plugin_miss = median_ms(plugin_request, before=runtime.CACHE.clear)
         sdk_call = median_ms(bare_call)
 
-        batch = 5000
-        preps = []
-
-        def warm(n: int) -> None:
-            for prep in preps[:n]:
-                factory.get_auth()(prep)  # type: ignore[misc]
-
-        samples = []
-        for _ in range(5):
-            preps = [prepared() for _ in range(batch)]
-            samples.append(per_call_ns(warm, batch, repeats=1))
-        warm_us = statistics.median(samples) / 1000
         print(f"{name}")
         print(
             f"  cold: plugin {plugin_cold:7.2f} ms | bare SDK {sdk_cold:7.2f} ms | "
@@ -91,7 +79,6 @@ def measure(
             f"  cache miss, client reused: plugin {plugin_miss:6.2f} ms | bare call "
             f"{sdk_call:6.2f} ms | ratio {plugin_miss / sdk_call:5.2f}"
         )
-        print(f"  warm per request (cache hit): {warm_us:5.2f} µs")
     finally:
         for key, value in saved.items():
             if value is None:

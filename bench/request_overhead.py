@@ -57,8 +57,35 @@ def batch_seconds(auth_for_request: Callable[[], AuthBase] | None) -> float:
     return time.perf_counter() - start
 
 
-CALLGRIND_CASES = ("request only", "ours", "basic construct+apply", "basic apply only")
-_LOOPS = (1000, 3000)
+CALLGRIND_CASES = (
+    "request only",
+    "ours: vault",
+    "ours: aws-secrets-manager",
+    "ours: azure-key-vault",
+    "basic construct+apply",
+    "basic apply only",
+)
+_LOOPS = (1000, 2500)
+# Each backend's configuration; the cache is primed directly, so no server is needed: a cache
+# hit is the same code for every backend, only the watched variables differ.
+_BACKEND_ENV = {
+    "vault": {
+        "VAULT_ADDR": "http://127.0.0.1:1",
+        "VAULT_TOKEN": "t",
+        "MLFLOW_VAULT_SECRET_PATH": "secret/bench/auth",
+        "MLFLOW_VAULT_AUTH_MODE": "basic",
+    },
+    "aws-secrets-manager": {
+        "MLFLOW_AWS_SECRET_NAME": "bench/auth",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "MLFLOW_AWS_AUTH_MODE": "basic",
+    },
+    "azure-key-vault": {
+        "MLFLOW_AZURE_KEY_VAULT_URL": "https://bench.vault.azure.net",
+        "MLFLOW_AZURE_SECRET_NAME": "bench",
+        "MLFLOW_AZURE_AUTH_MODE": "basic",
+    },
+}
 
 
 def callgrind_child(case: str, n: int) -> None:
@@ -66,14 +93,12 @@ def callgrind_child(case: str, n: int) -> None:
     from mlflow_secrets_auth import SecretsAuthProviderFactory, runtime
     from mlflow_secrets_auth.credentials import Credential
 
+    backend = case.split(": ", 1)[1] if case.startswith("ours: ") else "vault"
     os.environ.update(
         {
-            "MLFLOW_SECRETS_AUTH_ENABLE": "vault",
-            "VAULT_ADDR": "http://127.0.0.1:1",
-            "VAULT_TOKEN": "t",
-            "MLFLOW_VAULT_SECRET_PATH": "secret/bench/auth",
-            "MLFLOW_VAULT_AUTH_MODE": "basic",
+            "MLFLOW_SECRETS_AUTH_ENABLE": backend,
             "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000",
+            **_BACKEND_ENV[backend],
         }
     )
     factory = SecretsAuthProviderFactory()
@@ -83,7 +108,7 @@ def callgrind_child(case: str, n: int) -> None:
     basic = HTTPBasicAuth("bench", "pw-123")
     per_case: dict[str, Callable[[], object]] = {
         "request only": fresh,
-        "ours": lambda: factory.get_auth()(fresh()),  # type: ignore[misc]
+        f"ours: {backend}": lambda: factory.get_auth()(fresh()),  # type: ignore[misc]
         "basic construct+apply": lambda: HTTPBasicAuth("bench", "pw-123")(fresh()),
         "basic apply only": lambda: basic(fresh()),
     }
@@ -129,8 +154,13 @@ def report_instructions() -> None:
     print("CPU instructions added per request (callgrind; exact and repeatable)")
     for case, value in added.items():
         print(f"  {case:<40} {value:8.0f}")
-    for case in ("basic construct+apply", "basic apply only"):
-        print(f"  ratio vs HTTPBasicAuth {case[6:]:<24} {added['ours'] / added[case]:5.2f}x")
+    for backend in ("vault", "aws-secrets-manager", "azure-key-vault"):
+        ours = added[f"ours: {backend}"]
+        for case in ("basic construct+apply", "basic apply only"):
+            print(
+                f"  {backend:<20} ratio vs HTTPBasicAuth {case[6:]:<17} "
+                f"{ours / added[case]:5.2f}x  (goal <= 2x)"
+            )
 
 
 def main() -> int:
