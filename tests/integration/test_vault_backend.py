@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -371,3 +371,57 @@ def test_cache_clear_command_reaches_a_running_process(
     assert "rotated-one" not in done.stdout + done.stderr
     time.sleep(0.15)  # the marker is looked at no more than every 0.1 s
     assert sent_authorization(sink) == "Bearer rotated-one"
+
+
+# -- TLS: VAULT_CACERT and VAULT_SKIP_VERIFY ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_openbao(openbao: OpenBaoServer) -> Iterator[OpenBaoServer]:
+    """A second OpenBao serving HTTPS with its own generated CA (skipped like `openbao`)."""
+    with OpenBaoServer(tls=True) as server:
+        server.write_secret("secret", "tls/auth", {"token": "over-tls"})
+        yield server
+
+
+def test_vault_cacert_trusts_a_private_ca(
+    tls_openbao: OpenBaoServer, vault_env: Callable[..., None], sink: RecordingServer
+) -> None:
+    vault_env(
+        "secret/tls/auth",
+        VAULT_ADDR=tls_openbao.addr,
+        VAULT_TOKEN=tls_openbao.root_token,
+        VAULT_CACERT=str(tls_openbao.ca_cert),
+    )
+    assert sent_authorization(sink) == "Bearer over-tls"
+
+
+def test_untrusted_vault_certificate_is_a_tls_connect_failure(
+    tls_openbao: OpenBaoServer,
+    vault_env: Callable[..., None],
+    sink: RecordingServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import certifi
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())  # as CI sets it: public CAs only
+    vault_env("secret/tls/auth", VAULT_ADDR=tls_openbao.addr, VAULT_TOKEN=tls_openbao.root_token)
+    error = failure(sink)
+    assert error.step == "connect"
+    assert "TLS" in error.detail
+    assert "VAULT_CACERT" in error.fix
+
+
+def test_vault_skip_verify(
+    tls_openbao: OpenBaoServer, vault_env: Callable[..., None], sink: RecordingServer
+) -> None:
+    vault_env(
+        "secret/tls/auth",
+        VAULT_ADDR=tls_openbao.addr,
+        VAULT_TOKEN=tls_openbao.root_token,
+        VAULT_SKIP_VERIFY="true",
+    )
+    from urllib3.exceptions import InsecureRequestWarning
+
+    with pytest.warns(InsecureRequestWarning):  # the user is told verification is off
+        assert sent_authorization(sink) == "Bearer over-tls"

@@ -83,7 +83,10 @@ class OpenBaoServer(ManagedServer):
 
     health_what = "GET /v1/sys/health"
 
-    def __init__(self, *, binary: str | None = None, startup_timeout: float = 15.0) -> None:
+    def __init__(
+        self, *, binary: str | None = None, startup_timeout: float = 15.0, tls: bool = False
+    ) -> None:
+        self.tls = tls  # serve HTTPS with a CA generated at start (`-dev-tls`)
         self.binary = binary or find_bao_binary()
         self.startup_timeout = startup_timeout
         self.root_token = f"root-{secrets.token_hex(16)}"
@@ -99,13 +102,21 @@ class OpenBaoServer(ManagedServer):
     @property
     def addr(self) -> str:
         """Base URL of the API, e.g. `http://127.0.0.1:PORT` (what VAULT_ADDR should be)."""
-        return f"http://{LOOPBACK}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{LOOPBACK}:{self.port}"
+
+    @property
+    def ca_cert(self) -> Path:
+        """With ``tls``: the generated CA certificate (what VAULT_CACERT should be)."""
+        assert self._tmp is not None and self.tls, "a TLS server must be started first"
+        return self._tmp / "tls" / "vault-ca.pem"
 
     def start(self, attempts: int = 3) -> OpenBaoServer:
         """Start the dev server and block until `/v1/sys/health` reports it active."""
         if self.binary is None:
             raise ServerStartError(SKIP_PREFIX + "no 'bao' binary found")
         self._tmp = Path(tempfile.mkdtemp(prefix="openbao-test-"))
+        if self.tls:
+            self.ca_cert.parent.mkdir()
         self._launch(attempts)
         return self
 
@@ -126,6 +137,8 @@ class OpenBaoServer(ManagedServer):
             f"-dev-listen-address={LOOPBACK}:{self.port}",
             "-dev-no-store-token",
         ]
+        if self.tls:
+            argv += ["-dev-tls", f"-dev-tls-cert-dir={self.ca_cert.parent}"]
         proc = ServerProcess(
             argv,
             name="openbao",
@@ -138,6 +151,10 @@ class OpenBaoServer(ManagedServer):
         return proc
 
     def _healthy(self) -> bool:
+        if self.tls:
+            if not self.ca_cert.exists():  # bao writes its CA while starting
+                return False
+            self._http.verify = str(self.ca_cert)
         try:
             resp = self._http.get(f"{self.addr}/v1/sys/health", timeout=1.0)
         except requests.RequestException:
