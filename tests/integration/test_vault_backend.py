@@ -180,6 +180,13 @@ def failure(sink: RecordingServer) -> BackendError:
     return info.value
 
 
+def assert_connect_failure(sink: RecordingServer, says: str, fix_names: str) -> None:
+    error = failure(sink)
+    assert error.step == "connect"
+    assert says in error.detail
+    assert fix_names in error.fix
+
+
 def test_secret_not_found(vault_env: Callable[..., None], sink: RecordingServer) -> None:
     vault_env("secret/does/not/exist")
     error = failure(sink)
@@ -219,19 +226,14 @@ def test_unreachable_vault_is_a_connect_failure(
     vault_env: Callable[..., None], sink: RecordingServer
 ) -> None:
     vault_env("secret/x", VAULT_ADDR=f"http://127.0.0.1:{free_port()}")
-    error = failure(sink)
-    assert error.step == "connect"
-    assert "refused" in error.detail
-    assert "VAULT_ADDR" in error.fix
+    assert_connect_failure(sink, says="refused", fix_names="VAULT_ADDR")
 
 
 def test_tls_to_a_plain_http_server_is_a_connect_failure(
     openbao: OpenBaoServer, vault_env: Callable[..., None], sink: RecordingServer
 ) -> None:
     vault_env("secret/x", VAULT_ADDR=openbao.addr.replace("http://", "https://"))
-    error = failure(sink)
-    assert error.step == "connect"
-    assert "TLS" in error.detail
+    assert_connect_failure(sink, says="TLS", fix_names="VAULT_ADDR")
 
 
 def test_secret_with_wrong_shape_is_a_parse_failure(
@@ -406,10 +408,7 @@ def test_untrusted_vault_certificate_is_a_tls_connect_failure(
 
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())  # as CI sets it: public CAs only
     vault_env("secret/tls/auth", VAULT_ADDR=tls_openbao.addr, VAULT_TOKEN=tls_openbao.root_token)
-    error = failure(sink)
-    assert error.step == "connect"
-    assert "TLS" in error.detail
-    assert "VAULT_CACERT" in error.fix
+    assert_connect_failure(sink, says="TLS", fix_names="VAULT_CACERT")
 
 
 def test_vault_skip_verify(
