@@ -113,3 +113,9 @@ def test_logger_has_only_a_null_handler_and_level_from_env() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
     )
     assert out.stdout.strip() == "['NullHandler'] DEBUG"
+
+
+def test_package_declares_its_type_hints() -> None:
+    from importlib.resources import files
+
+    assert files("mlflow_secrets_auth").joinpath("py.typed").is_file()
