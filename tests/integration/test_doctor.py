@@ -20,6 +20,7 @@ from click.testing import CliRunner, Result
 
 from mlflow_secrets_auth.cli import main
 
+from support.doctor_order import CHECK_ORDER as ALL_IDS
 from support.mlflow_server import MlflowAuthServer
 from support.openbao import OpenBaoServer
 from support.ports import free_port
@@ -27,18 +28,6 @@ from support.recording_server import RecordingServer
 
 pytestmark = pytest.mark.integration
 
-ALL_IDS = [
-    "configuration",
-    "backend_reachable",
-    "login",
-    "secret_read",
-    "secret_format",
-    "auth_header",
-    "tracking_auth",
-    "entry_point",
-    "overrides",
-    "allowlist",
-]
 API_PATH = "/api/2.0/mlflow/experiments/search"
 
 

@@ -90,19 +90,33 @@ def _approle(
     return openbao.create_approle(unique("role"), [policy], mount=mount, token_ttl=ttl)
 
 
-def test_approle_login_with_custom_mount(
-    openbao: OpenBaoServer, vault_env: Callable[..., None], sink: RecordingServer
+def configure_approle(
+    openbao: OpenBaoServer,
+    vault_env: Callable[..., None],
+    token: str,
+    *,
+    mount: str = "approle",
+    ttl: str = "1h",
+    **extra: str,
 ) -> None:
+    """Store ``token`` and point the plugin at it through an AppRole login (no VAULT_TOKEN)."""
     path = unique("approle")
-    openbao.write_secret("secret", path, {"token": "approle-token"})
-    role_id, secret_id = _approle(openbao, path, mount="ml-approle")
+    openbao.write_secret("secret", path, {"token": token})
+    role_id, secret_id = _approle(openbao, path, mount=mount, ttl=ttl)
     vault_env(
         f"secret/{path}",
         VAULT_TOKEN="",
         VAULT_ROLE_ID=role_id,
         VAULT_SECRET_ID=secret_id,
-        MLFLOW_VAULT_APPROLE_MOUNT="ml-approle",
+        MLFLOW_VAULT_APPROLE_MOUNT=mount,
+        **extra,
     )
+
+
+def test_approle_login_with_custom_mount(
+    openbao: OpenBaoServer, vault_env: Callable[..., None], sink: RecordingServer
+) -> None:
+    configure_approle(openbao, vault_env, "approle-token", mount="ml-approle")
     assert sent_authorization(sink) == "Bearer approle-token"
 
 
@@ -112,16 +126,7 @@ def test_login_token_is_reobtained_before_it_expires(
     sink: RecordingServer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    path = unique("renew")
-    openbao.write_secret("secret", path, {"token": "renewed-token"})
-    role_id, secret_id = _approle(openbao, path, ttl="3s")
-    vault_env(
-        f"secret/{path}",
-        VAULT_TOKEN="",
-        VAULT_ROLE_ID=role_id,
-        VAULT_SECRET_ID=secret_id,
-        MLFLOW_VAULT_TTL_SEC="0.2",
-    )
+    configure_approle(openbao, vault_env, "renewed-token", ttl="3s", MLFLOW_VAULT_TTL_SEC="0.2")
     caplog.set_level(logging.INFO, logger="mlflow_secrets_auth")
     assert sent_authorization(sink) == "Bearer renewed-token"
     time.sleep(2.5)  # past 75% of the 3 s lease, before it expires
@@ -137,16 +142,7 @@ def test_revoked_login_token_triggers_one_new_login(
     sink: RecordingServer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    path = unique("revoked")
-    openbao.write_secret("secret", path, {"token": "still-works"})
-    role_id, secret_id = _approle(openbao, path)
-    vault_env(
-        f"secret/{path}",
-        VAULT_TOKEN="",
-        VAULT_ROLE_ID=role_id,
-        VAULT_SECRET_ID=secret_id,
-        MLFLOW_VAULT_TTL_SEC="0.1",
-    )
+    configure_approle(openbao, vault_env, "still-works", MLFLOW_VAULT_TTL_SEC="0.1")
     caplog.set_level(logging.INFO, logger="mlflow_secrets_auth")
     assert sent_authorization(sink) == "Bearer still-works"
     from mlflow_secrets_auth import runtime

@@ -21,18 +21,7 @@ from mlflow_secrets_auth.cli import main
 from mlflow_secrets_auth.doctor import Check, run_doctor
 from mlflow_secrets_auth.info import is_secret_variable, masked_value
 
-CHECK_ORDER = [
-    "configuration",
-    "backend_reachable",
-    "login",
-    "secret_read",
-    "secret_format",
-    "auth_header",
-    "tracking_auth",
-    "entry_point",
-    "overrides",
-    "allowlist",
-]
+from support.doctor_order import CHECK_ORDER
 
 
 @pytest.fixture(autouse=True)
