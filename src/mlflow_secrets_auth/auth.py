@@ -155,11 +155,5 @@ class SecretsAuth(AuthBase):
             )
         return retried
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, SecretsAuth) and other.source is self.source
-
-    def __hash__(self) -> int:
-        return id(self.source)
-
     def __repr__(self) -> str:
         return f"SecretsAuth(provider={self.source.provider}, header={self.header})"

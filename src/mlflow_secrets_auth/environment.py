@@ -35,7 +35,3 @@ def decode(raw: object) -> str | None:
     if raw is None or isinstance(raw, str):
         return raw
     return os.environ.decodevalue(raw)  # type: ignore[arg-type]
-
-
-def environment_value(name: str) -> str | None:
-    return decode(raw_value(encode_names((name,))[0]))

@@ -504,12 +504,12 @@ class _SettingsCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._state: tuple[tuple[object, ...], tuple[object, ...], Settings | ConfigurationError]
-        self._state = (encode_names(KNOWN_VARIABLES), (), ConfigurationError("not loaded"))
-        self._loaded = False
+        # The placeholder values match no snapshot, so the first call loads.
+        self._state = ((), (object(),), ConfigurationError("not loaded"))
 
     def current(self) -> Settings:
         keys, values, result = self._state
-        if not self._loaded or tuple(map(environment_get, keys)) != values:  # snapshot(), inline
+        if tuple(map(environment_get, keys)) != values:  # snapshot(), inline
             with self._lock:
                 result = self._reload()
         if isinstance(result, ConfigurationError):
@@ -529,13 +529,8 @@ class _SettingsCache:
         except ConfigurationError as error:
             result = error
         self._state = (keys, values, result)
-        self._loaded = True
         return result
 
 
+#: Settings for the current environment, rebuilt only when a watched variable changed.
 settings_cache = _SettingsCache()
-
-
-def current_settings() -> Settings:
-    """Settings for the current environment (rebuilt only when a watched variable changed)."""
-    return settings_cache.current()

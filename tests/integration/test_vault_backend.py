@@ -98,8 +98,9 @@ def configure_approle(
     mount: str = "approle",
     ttl: str = "1h",
     **extra: str,
-) -> None:
-    """Store ``token`` and point the plugin at it through an AppRole login (no VAULT_TOKEN)."""
+) -> str:
+    """Store ``token`` and point the plugin at it through an AppRole login (no VAULT_TOKEN);
+    returns the secret's path below the ``secret/`` mount."""
     path = unique("approle")
     openbao.write_secret("secret", path, {"token": token})
     role_id, secret_id = _approle(openbao, path, mount=mount, ttl=ttl)
@@ -111,6 +112,7 @@ def configure_approle(
         MLFLOW_VAULT_APPROLE_MOUNT=mount,
         **extra,
     )
+    return path
 
 
 def test_approle_login_with_custom_mount(
@@ -152,6 +154,22 @@ def test_revoked_login_token_triggers_one_new_login(
     time.sleep(0.15)
     assert sent_authorization(sink) == "Bearer still-works"
     assert sum("Vault login succeeded" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_missing_secret_with_a_login_token_logs_in_only_once(
+    openbao: OpenBaoServer,
+    vault_env: Callable[..., None],
+    sink: RecordingServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Logging in again helps with a revoked token (403), never with a missing secret (404)."""
+    path = configure_approle(openbao, vault_env, "soon-gone")
+    openbao.delete_secret("secret", path)
+    caplog.set_level(logging.INFO, logger="mlflow_secrets_auth")
+    error = failure(sink)
+    assert error.step == "read"
+    assert "not found" in error.detail
+    assert sum("Vault login succeeded" in r.getMessage() for r in caplog.records) == 1
 
 
 def test_namespace(

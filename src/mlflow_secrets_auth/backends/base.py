@@ -29,15 +29,10 @@ class Backend(Protocol):
 
     ``fetch`` raises :class:`~mlflow_secrets_auth.errors.BackendError` naming the step that
     failed: ``connect`` (network, TLS, timeout), ``login`` (credentials for the store itself),
-    ``read`` (the secret: not found, forbidden, deleted).
+    ``read`` (the secret: not found, forbidden, deleted). A backend holding an SDK client may
+    also define ``close()``; the runtime calls it when it drops the backend.
     """
 
     name: str
 
     def fetch(self) -> FetchedSecret: ...
-
-
-class ClosableBackend(Backend, Protocol):
-    """A backend holding an SDK client or connection pool; the runtime closes it when dropped."""
-
-    def close(self) -> None: ...

@@ -34,6 +34,10 @@ class _Location:
         return f"{self.mount}/{self.path} (KV v{self.version})"
 
 
+class _ReadForbidden(BackendError):
+    """A 403 on the read: the one read failure that a fresh login token can cure."""
+
+
 def _vault_messages(error: vault_errors.VaultError) -> str:
     errors = getattr(error, "errors", None)
     return "; ".join(map(str, errors)) if errors else type(error).__name__
@@ -58,8 +62,8 @@ class VaultBackend:
             client = self._authenticated_client()
             try:
                 return self._read(client)
-            except BackendError as error:
-                if error.step != "read" or self.settings.login_method == "token":
+            except _ReadForbidden as error:
+                if self.settings.login_method == "token":
                     raise
                 # A login token may have been revoked early: log in again once and retry.
                 logger.info("Vault read was refused; logging in again once (%s)", error.detail)
@@ -218,7 +222,7 @@ class VaultBackend:
                     NAME, "login", self._login_refusal(error), self._login_fix()
                 ) from None
             if isinstance(error, vault_errors.Forbidden):
-                raise BackendError(
+                raise _ReadForbidden(
                     NAME,
                     "read",
                     f"permission denied reading {where} ({_vault_messages(error)})",
