@@ -16,11 +16,15 @@ class FetchedSecret:
     payload: Payload
     version: str | None = None
     location: str = ""
+    #: When the store says this value stops being valid, in wall-clock epoch seconds (a Vault
+    #: lease, an exec credential's ``expires_at``); the cache refreshes before it and never
+    #: serves the value past it.
+    expires_at: float | None = None
 
     def __repr__(self) -> str:
         return (
             f"FetchedSecret(kind={type(self.payload).__name__}, version={self.version!r}, "
-            f"location={self.location!r})"
+            f"location={self.location!r}, expires_at={self.expires_at!r})"
         )
 
 
