@@ -1,12 +1,16 @@
 """A loopback HTTP forwarder that counts requests per path: proves how often a server is read.
 
-Used where the real server (OpenBao) offers no cheap per-request counter to the tests.
+Used where the real server (OpenBao) offers no cheap per-request counter to the tests. It can
+also inject the faults a real server cannot be made to produce on cue: a slow answer, and a run
+of error statuses (503, 429, 412, ...) before the real server is reached again.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
@@ -16,6 +20,14 @@ from .ports import LOOPBACK, StartStop
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
 
+@dataclass
+class _Fault:
+    path_prefix: str
+    status: int
+    remaining: int | None  # None: until cleared
+    body: bytes
+
+
 class CountingProxy(StartStop):
     """Forwards every request to ``upstream`` and counts ``(method, path)`` pairs."""
 
@@ -23,6 +35,45 @@ class CountingProxy(StartStop):
         self.upstream = upstream.rstrip("/")
         self.counts: Counter[tuple[str, str]] = Counter()
         self._lock = threading.Lock()
+        self._delays: dict[str, float] = {}
+        self._faults: list[_Fault] = []
+
+    # -- fault injection -----------------------------------------------------------------------
+
+    def delay(self, path_prefix: str, seconds: float) -> None:
+        """Hold requests whose path starts with ``path_prefix`` for ``seconds`` (0 removes)."""
+        with self._lock:
+            if seconds > 0:
+                self._delays[path_prefix] = seconds
+            else:
+                self._delays.pop(path_prefix, None)
+
+    def fail(
+        self,
+        path_prefix: str,
+        status: int = 503,
+        times: int | None = None,
+        body: bytes = b'{"errors":["injected fault"]}',
+    ) -> None:
+        """Answer ``status`` instead of forwarding, ``times`` times (None: until ``heal()``)."""
+        with self._lock:
+            self._faults.append(_Fault(path_prefix, status, times, body))
+
+    def heal(self) -> None:
+        """Remove every injected fault and delay."""
+        with self._lock:
+            self._faults.clear()
+            self._delays.clear()
+
+    def _injected(self, path: str) -> tuple[float, _Fault | None]:
+        with self._lock:
+            delay = max((s for p, s in self._delays.items() if path.startswith(p)), default=0.0)
+            for fault in self._faults:
+                if path.startswith(fault.path_prefix) and fault.remaining != 0:
+                    if fault.remaining is not None:
+                        fault.remaining -= 1
+                    return delay, fault
+            return delay, None
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -47,6 +98,17 @@ class CountingProxy(StartStop):
                 path = self.path.split("?", 1)[0]
                 with proxy._lock:
                     proxy.counts[(self.command, path)] += 1
+                delay, fault = proxy._injected(path)
+                if delay:
+                    time.sleep(delay)
+                if fault is not None:
+                    self.send_response(fault.status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(fault.body)))
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.wfile.write(fault.body)
+                    return
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
                 upstream = session.request(
                     self.command,
