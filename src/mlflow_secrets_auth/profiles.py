@@ -30,7 +30,8 @@ given to the loader is::
   the file profile's hosts. A file profile names its secret itself (or through [defaults]).
 - ``header_name`` and ``allow_http`` come from the profile or [defaults] only
   (``MLFLOW_AUTH_HEADER_NAME``/``MLFLOW_SECRETS_ALLOW_HTTP`` are the ``env`` profile's);
-  ``timeout_sec`` and ``max_stale_sec`` from the profile or [defaults], else the environment's.
+  ``timeout_sec`` from the profile or [defaults] and ``max_stale_sec`` from [defaults] (it is
+  per cache entry, which profiles may share), else the environment's.
 - Identity (the cache key) is the store's: it names the secret, not the profile, so two
   profiles naming the same secret share one cache entry.
 """
@@ -343,7 +344,7 @@ class ProfileFile:
     def _fresh(self, state: _FileState | None, path: Path, explicit: bool, now: float) -> bool:
         return (
             state is not None
-            and state.path == path
+            and (state.path is path or state.path == path)
             and state.explicit == explicit
             and now - state.checked_at < self._interval
         )
