@@ -122,7 +122,9 @@ class VaultBackend:
         if action == "renew":
             self._renew(client, lease)
         elif action == "replace" and not user:
-            logger.info("Vault login token is near its end (not renewable further); logging in")
+            logger.info(
+                "Vault login token is expiring and cannot be renewed further; logging in again"
+            )
             self._start(client)
         return client
 
@@ -371,7 +373,14 @@ class VaultBackend:
         return BackendError(NAME, "connect", detail, f"VAULT_ADDR and {fix}")
 
     def _login_refusal(self, error: vault_errors.VaultError) -> str:
-        return f"Vault refused the {self.settings.login_description} ({_vault_messages(error)})"
+        s = self.settings
+        if s.login_method == "approle":
+            what = f"approle login at auth/{s.approle_mount}"
+        elif s.login_method == "kubernetes":
+            what = f"kubernetes login as role {s.k8s_role} at auth/{s.k8s_mount}"
+        else:
+            what = f"jwt login as role {s.jwt_role} at auth/{s.jwt_mount}"
+        return f"Vault authentication failed ({what}: {_vault_messages(error)})"
 
     def _login_fix(self) -> str:
         return login_fix(self.settings)
