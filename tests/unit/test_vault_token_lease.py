@@ -27,9 +27,10 @@ def test_not_renewable_is_replaced_at_two_thirds() -> None:
     assert lease(renewable=False).action(140.0) == "replace"
 
 
-def test_nearly_expired_is_replaced_even_if_renewable() -> None:
+def test_renewed_however_late_until_it_expires_then_replaced() -> None:
     token = lease()
-    assert token.action(159.5) == "replace"  # within the 1 s margin
+    assert token.action(159.9) == "renew"
+    assert token.action(160.0) == "replace"
     assert token.action(1000.0) == "replace"
 
 
@@ -45,6 +46,10 @@ def test_a_capped_renewal_means_the_max_ttl_is_near() -> None:
     assert capped.renewable is False
     assert capped.action(145.0) == "use"
     assert capped.action(150.0) == "replace"  # two thirds of what is left: log in again
+
+
+def test_a_renewal_that_grants_nothing_means_replace_now() -> None:
+    assert lease().renewed(140.0, 0.0, renewable=True).action(140.01) == "replace"
 
 
 def test_no_expiry_is_always_used() -> None:

@@ -2,7 +2,7 @@
 
 Pure decisions over a monotonic clock, so the timeline can be tested without a server: renew at
 about two thirds of the TTL while renewable; log in again when it is not renewable any more
-(or renewal hit the max TTL) and two thirds have passed, or when it is (nearly) expired.
+(or renewal hit the max TTL) and two thirds have passed, or when it has expired.
 """
 
 from __future__ import annotations
@@ -12,9 +12,6 @@ from typing import Literal
 
 #: Share of a token's TTL after which it is renewed (or replaced when it cannot be).
 RENEW_AT_FRACTION = 2 / 3
-#: A token this close to its expiry (at most this share of its TTL, at most 1 s) is not used.
-_EXPIRY_MARGIN_FRACTION = 0.1
-_EXPIRY_MARGIN_MAX_SEC = 1.0
 
 Action = Literal["use", "renew", "replace"]
 
@@ -33,19 +30,18 @@ class TokenLease:
         return self.issued + self.ttl
 
     def action(self, now: float) -> Action:
-        if self.ttl <= 0:
+        if self.ttl <= 0 or now < self.issued + self.ttl * RENEW_AT_FRACTION:
             return "use"
-        margin = min(_EXPIRY_MARGIN_MAX_SEC, self.ttl * _EXPIRY_MARGIN_FRACTION)
-        if now >= self.expires - margin:
-            return "replace"
-        if now >= self.issued + self.ttl * RENEW_AT_FRACTION:
-            return "renew" if self.renewable else "replace"
-        return "use"
+        if self.renewable and now < self.expires:
+            return "renew"  # however late in the last third: renewing is what keeps it
+        return "replace"
 
     def renewed(self, now: float, ttl: float, renewable: bool) -> TokenLease:
         """The lease after a renewal that granted ``ttl``. Less than asked means the max TTL is
         near: no further renewal helps, so the token is replaced once two thirds have passed."""
         at_max = ttl < self.increment
+        # Nothing granted (0) is "no time left", never "no expiry": replace it at once.
+        ttl = ttl if ttl > 0 else 1e-6
         return replace(self, issued=now, ttl=ttl, renewable=renewable and not at_max)
 
 
