@@ -83,7 +83,7 @@ class _Retry:
     def __init__(self) -> None:
         self.failures = 0
         self.next_attempt = 0.0
-        self.error: BaseException | None = None
+        self.error: Exception | None = None
         self.traceback: TracebackType | None = None
 
 
@@ -223,13 +223,15 @@ class CredentialCache:
         assert flight is not None
         if not leader:
             flight.done.wait()
-            if flight.error is not None:
+            if isinstance(flight.error, Exception):
                 return self._on_failure(key, flight.error)
+            if flight.error is not None:  # the leader was interrupted (KeyboardInterrupt): not
+                return self.get(key, ttl, fetch, max_stale)  # a store failure; fetch anew
             assert flight.result is not None
             return flight.result, False
         try:
             return self._run_flight(key, ttl, max_stale, fetch, flight), False
-        except BaseException as error:
+        except Exception as error:
             return self._on_failure(key, error)
 
     # -- fetching ------------------------------------------------------------------------------
@@ -266,8 +268,9 @@ class CredentialCache:
         except BaseException as error:
             flight.error = error
             with self._lock:
-                self.stats.failures += 1
-                self._record_failure(key, ttl, error)
+                if isinstance(error, Exception):  # not an interruption of this process
+                    self.stats.failures += 1
+                    self._record_failure(key, ttl, error)
                 if self._flights.get(key) is flight:
                     del self._flights[key]
             flight.done.set()
@@ -283,7 +286,7 @@ class CredentialCache:
         flight.done.set()
         return credential
 
-    def _record_failure(self, key: Hashable, ttl: float, error: BaseException) -> None:
+    def _record_failure(self, key: Hashable, ttl: float, error: Exception) -> None:
         """Schedule the next attempt one backoff wait away (caller holds the lock)."""
         retry = self._retries.get(key)
         if retry is None:
@@ -310,7 +313,7 @@ class CredentialCache:
 
         threading.Thread(target=refresh, name="mlflow-secrets-auth-refresh", daemon=True).start()
 
-    def _on_failure(self, key: Hashable, error: BaseException) -> tuple[Credential, bool]:
+    def _on_failure(self, key: Hashable, error: Exception) -> tuple[Credential, bool]:
         """Serve the previous value if it is within its stale window; otherwise raise."""
         with self._lock:
             entry = self._entries.get(key)  # gone once past stale_until, or after invalidation

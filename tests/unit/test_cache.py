@@ -23,7 +23,7 @@ class Clock:
 class Store:
     """A secret store double whose answers the test scripts: values, or failures."""
 
-    def __init__(self, *answers: str | Exception) -> None:
+    def __init__(self, *answers: str | BaseException) -> None:
         self.answers = list(answers)
         self.calls = 0
         self.done = threading.Event()
@@ -32,7 +32,7 @@ class Store:
         answer = self.answers[min(self.calls, len(self.answers) - 1)]
         self.calls += 1
         self.done.set()
-        if isinstance(answer, Exception):
+        if isinstance(answer, BaseException):
             raise answer
         return Credential("bearer", answer)
 
@@ -414,3 +414,17 @@ def test_after_fork_in_child_keeps_backoff_waits() -> None:
     with pytest.raises(RuntimeError):
         cache.get("k", 300, store.fetch)
     assert store.calls == 1
+
+
+def test_an_interrupted_fetch_is_not_a_store_failure_and_never_served_around() -> None:
+    """Ctrl-C during a fetch reaches the caller, even with a stale value, and starts no wait."""
+    clock = Clock()
+    cache = CredentialCache(timer=clock)
+    store = Store("one", KeyboardInterrupt(), "two")
+    cache.get("k", 10, store.fetch, max_stale=3600)
+    clock.now += 11
+    with pytest.raises(KeyboardInterrupt):
+        cache.get("k", 10, store.fetch, max_stale=3600)
+    cred, hit = cache.get("k", 10, store.fetch, max_stale=3600)  # no backoff wait: fetched
+    assert not hit and cred.authorization == "Bearer two"
+    assert cache.stats.failures == 0
