@@ -34,7 +34,8 @@ HOUR = 3600.0
 RATE = 50  # requests per second
 TTL = 300.0
 SLOW_STORE_SEC = 0.2
-LATENCY_SECONDS = 10.0
+LATENCY_SECONDS = 6.0
+ROUNDS = 3
 LATENCY_RATE = 200  # requests per second in the latency runs
 LATENCY_TTL = "2"  # seconds: several expiries within one run
 URL = "http://127.0.0.1:5000/api/2.0/mlflow/runs/log-metric"
@@ -177,29 +178,47 @@ def p99(samples: list[float]) -> float:
 
 
 def latency_figures(bao: OpenBaoServer, proxy: CountingProxy) -> None:
+    """Warm and expiring runs, interleaved ROUNDS times: a shared machine's pauses land in
+    either, so the median of each run's worst is reported next to the pooled p99."""
     read = f"/v1/secret/data/{SECRET_PATH}"
     proxy.delay(read, SLOW_STORE_SEC)
+    warm: list[list[float]] = []
+    expiring: list[list[float]] = []
+    reads = 0
     try:
-        with environment(vault_env(proxy, bao, "300")):
-            apply_auth()
-            warm = latencies_ms(LATENCY_SECONDS)
-        with environment(vault_env(proxy, bao, LATENCY_TTL)):
-            apply_auth()
-            before = proxy.count("GET", read)
-            expiring = latencies_ms(LATENCY_SECONDS)
-            reads = proxy.count("GET", read) - before
+        for _ in range(ROUNDS):
+            with environment(vault_env(proxy, bao, "300")):
+                apply_auth()
+                warm.append(latencies_ms(LATENCY_SECONDS))
+            with environment(vault_env(proxy, bao, LATENCY_TTL)):
+                apply_auth()
+                before = proxy.count("GET", read)
+                expiring.append(latencies_ms(LATENCY_SECONDS))
+                reads += proxy.count("GET", read) - before
     finally:
         proxy.delay(read, 0)
+
+    def summary(runs: list[list[float]]) -> tuple[float, float, list[float]]:
+        worst = [max(run) for run in runs]
+        return p99([x for run in runs for x in run]), statistics.median(worst), worst
+
+    warm_p99, warm_max, warm_worst = summary(warm)
+    exp_p99, exp_max, exp_worst = summary(expiring)
+    shown = " ".join
     print(
-        f"request latency, {LATENCY_RATE} requests/s for {LATENCY_SECONDS:.0f} s, store reads "
-        f"take {SLOW_STORE_SEC * 1000:.0f} ms"
+        f"request latency, {LATENCY_RATE} requests/s, {ROUNDS} x {LATENCY_SECONDS:.0f} s per "
+        f"case, store reads take {SLOW_STORE_SEC * 1000:.0f} ms"
     )
-    print(f"  warm cache (TTL 300 s):     p99 {p99(warm):6.3f} ms | max {max(warm):6.3f} ms")
     print(
-        f"  across expiries (TTL {LATENCY_TTL} s, {reads} refreshes): p99 {p99(expiring):6.3f} ms"
-        f" | max {max(expiring):6.3f} ms"
+        f"  warm cache (TTL 300 s): p99 {warm_p99:6.3f} ms | max (median of runs) "
+        f"{warm_max:6.3f} ms | each run {shown(f'{w:.2f}' for w in warm_worst)}"
     )
-    print(f"  worst minus warm worst: {max(expiring) - max(warm):+.3f} ms (goal < 5 ms)")
+    print(
+        f"  across expiries (TTL {LATENCY_TTL} s, {reads} refreshes): p99 {exp_p99:6.3f} ms | "
+        f"max (median of runs) {exp_max:6.3f} ms | each run "
+        f"{shown(f'{w:.2f}' for w in exp_worst)}"
+    )
+    print(f"  worst minus warm worst: {exp_max - warm_max:+.3f} ms (goal < 5 ms)")
 
 
 def main() -> None:
