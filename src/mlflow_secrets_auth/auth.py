@@ -84,15 +84,24 @@ class ExchangeState(TypedDict, total=False):
 
 
 class SecretsAuth(AuthBase):
-    """Attaches the current credential to requests bound for allowed origins only."""
+    """Attaches the current credential to requests bound for allowed origins only.
+
+    ``raise_on_login_page=False`` returns a login page that persists instead of raising, for
+    callers that judge the answer themselves (doctor's dry run).
+    """
 
     def __init__(
-        self, source: CredentialSource, policy: HostPolicy, header_name: str | None = None
+        self,
+        source: CredentialSource,
+        policy: HostPolicy,
+        header_name: str | None = None,
+        raise_on_login_page: bool = True,
     ) -> None:
         self.source = source
         self.policy = policy
         self.header = header_name or AUTHORIZATION
         self._custom = header_name is not None
+        self._raise_on_login_page = raise_on_login_page
         self._confirmed: str | None = None  # fingerprint of the last credential a server accepted
 
     def __call__(self, r: PreparedRequest) -> PreparedRequest:
@@ -238,7 +247,7 @@ class SecretsAuth(AuthBase):
         return self._persisted(retried, state, again, REPLAYED)
 
     def _persisted(self, r: Response, state: ExchangeState, refusal: str, reason: str) -> Response:
-        """The refusal stands: a 401 goes back to the caller, a login page raises."""
+        """The refusal stands: a 401 goes back to the caller, a login page raises (by default)."""
         host = origin_of(r.url or "")
         if refusal == REFUSED_401:
             logger.warning(
@@ -248,7 +257,6 @@ class SecretsAuth(AuthBase):
                 host,
             )
             return r
-        r.close()
         request = self._api_request(r, state)
         error = LoginPageError(
             str(host),
@@ -258,6 +266,9 @@ class SecretsAuth(AuthBase):
             LOGIN_PAGE_FIX,
         )
         logger.warning("%s", error)
+        if not self._raise_on_login_page:
+            return r
+        r.close()
         raise error
 
     @staticmethod

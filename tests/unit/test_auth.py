@@ -558,3 +558,21 @@ def test_artifact_upload_answered_by_a_login_page_is_replayed(
     assert sso.outcomes() == ["login-page", "forwarded"]
     [seen] = upstream.requests
     assert (seen.method, seen.path, seen.body) == ("PUT", path, b"model-bytes")
+
+
+def test_login_page_can_be_returned_for_the_caller_to_judge(
+    sso: SsoProxy, login_site: RecordingServer
+) -> None:
+    """doctor's dry run: the same refresh and replay, then the answer instead of an error."""
+    backend = RotatingBackend("old", "new")
+    plain = make_auth(backend)
+    auth = SecretsAuth(plain.source, plain.policy, raise_on_login_page=False)
+    sso.refuse_all()
+    page = requests.get(sso.url + API, auth=auth, timeout=5)
+    assert "Sign in" in page.text
+    assert sso.outcomes() == ["login-page", "login-page"]
+    sso.redirect_to(login_site.localhost_url + "/login")
+    landed = requests.get(sso.url + API, auth=auth, timeout=5)
+    assert landed.text == "<html>sign in</html>"  # followed, as requests does
+    [followed] = login_site.requests
+    assert not followed.has_header("Authorization")
