@@ -40,6 +40,7 @@ from mlflow_secrets_auth.backends.base import CommonSettings
 from mlflow_secrets_auth.backends.gcp import GcpSecretManagerStore
 from mlflow_secrets_auth.credentials import parse_secret
 from mlflow_secrets_auth.errors import BackendError
+from mlflow_secrets_auth.testing import check_store
 
 from support.azure_keyvault_fake import TlsFiles
 from support.gcp_secret_manager_fake import (
@@ -417,6 +418,7 @@ import hashlib, json, os
 from mlflow_secrets_auth.backends.base import CommonSettings
 from mlflow_secrets_auth.backends.gcp import GcpSecretManagerStore
 from mlflow_secrets_auth.errors import BackendError
+from mlflow_secrets_auth.testing import check_store
 
 common = CommonSettings("gcp-secret-manager", "auto", 300.0, 5.0)
 store = GcpSecretManagerStore(GcpSecretManagerStore.load_settings(os.environ, common))
@@ -614,3 +616,17 @@ def test_end_to_end_mlflow_run_with_a_token_from_secret_manager(
 
     mlflow_run_check.assert_visible_to_admin(mlflow_server, run, "gcp", username)
     assert gcp.secrets.reads(NAME) == 1  # every MLflow request was served from the cache
+
+
+def test_contract_kit(gcp: Gcp, silent_port: int) -> None:
+    token = f"kit-{secrets.token_urlsafe(16)}"
+    gcp.secrets.add_version(NAME, json.dumps({"token": token}))
+    env = dict(os.environ)  # google-auth reads its own variables from the process environment
+
+    check_store(
+        GcpSecretManagerStore,
+        env,
+        token,
+        failing_env={**env, "MLFLOW_GCP_SECRET_NAME": f"projects/{PROJECT}/secrets/missing"},
+        hanging_env={**env, "MLFLOW_GCP_ENDPOINT": f"https://{LOOPBACK}:{silent_port}"},
+    )
