@@ -141,7 +141,7 @@ def store_from_env(timeout_sec: float | None = None) -> GcpSecretManagerStore:
     timeout = timeout_sec or values.seconds(
         os.environ, "MLFLOW_SECRETS_TIMEOUT_SEC", 10.0, allow_zero=False
     )
-    common = CommonSettings("gcp-secret-manager", "auto", 300.0, timeout)
+    common = CommonSettings("gcp-secret-manager", "bearer", 300.0, timeout)
     return GcpSecretManagerStore(GcpSecretManagerStore.load_settings(os.environ, common))
 
 
@@ -420,7 +420,7 @@ from mlflow_secrets_auth.backends.gcp import GcpSecretManagerStore
 from mlflow_secrets_auth.errors import BackendError
 from mlflow_secrets_auth.testing import check_store
 
-common = CommonSettings("gcp-secret-manager", "auto", 300.0, 5.0)
+common = CommonSettings("gcp-secret-manager", "bearer", 300.0, 5.0)
 store = GcpSecretManagerStore(GcpSecretManagerStore.load_settings(os.environ, common))
 try:
     fetched = store.fetch()

@@ -258,12 +258,14 @@ class SecretManagerFake:
             )
         except InvalidSignature:
             return False
-        scopes = str(claims.get("scope", "")).split()
+        # AIP-4111: a scope claim when the caller asked for scopes, else the service as audience.
+        scoped = "https://www.googleapis.com/auth/cloud-platform" in str(claims.get("scope", ""))
+        for_service = claims.get("aud") == "https://secretmanager.googleapis.com/"
         return (
             claims.get("iss") == key.email
             and claims.get("sub") == key.email
             and float(claims.get("exp", 0)) > time.time()
-            and "https://www.googleapis.com/auth/cloud-platform" in scopes
+            and (scoped or for_service)
         )
 
     def _handle(self, request: Request) -> Response:

@@ -16,7 +16,7 @@ from mlflow_secrets_auth.backends.base import CommonSettings
 from mlflow_secrets_auth.backends.gcp import GcpSecretManagerStore, GcpSettings
 from mlflow_secrets_auth.errors import ConfigurationError, IncompleteConfigurationError
 
-COMMON = CommonSettings("gcp-secret-manager", "auto", 300.0, 10.0)
+COMMON = CommonSettings("gcp-secret-manager", "bearer", 300.0, 10.0)
 
 
 def load(**env: str) -> GcpSettings:
@@ -69,8 +69,10 @@ def test_name_forms(env: dict[str, str], expected: str) -> None:
 
     assert settings.resource == expected
     assert settings.identity == f"gcp-secret-manager:{expected}"
-    assert settings.describe() == f"{expected} at https://secretmanager.googleapis.com"
-    assert (settings.timeout_sec, settings.auth_mode) == (10.0, "auto")
+    assert settings.location() == expected
+    assert settings.endpoint() == "Secret Manager at https://secretmanager.googleapis.com"
+    assert expected in settings.describe()
+    assert (settings.timeout_sec, settings.auth_mode) == (10.0, "bearer")
 
 
 def test_missing_name_is_incomplete() -> None:
@@ -139,8 +141,8 @@ def test_malformed_project_names_its_variable(variable: str) -> None:
 def test_endpoint(raw: str, expected: str) -> None:
     settings = load(MLFLOW_GCP_SECRET_NAME="projects/p/secrets/s", MLFLOW_GCP_ENDPOINT=raw)
 
-    assert settings.endpoint == expected
-    assert settings.describe().endswith(f" at {expected}")
+    assert settings.api_endpoint == expected
+    assert settings.endpoint() == f"Secret Manager at {expected}"
 
 
 @pytest.mark.parametrize(
@@ -222,7 +224,7 @@ def test_importing_and_loading_settings_loads_no_google_module() -> None:
         "import sys, json\n"
         "from mlflow_secrets_auth.backends.base import CommonSettings\n"
         "from mlflow_secrets_auth.backends.gcp import GcpSecretManagerStore\n"
-        "common = CommonSettings('gcp-secret-manager', 'auto', 300.0, 10.0)\n"
+        "common = CommonSettings('gcp-secret-manager', 'bearer', 300.0, 10.0)\n"
         "env = {'MLFLOW_GCP_SECRET_NAME': 'projects/p/secrets/s'}\n"
         "s = GcpSecretManagerStore.load_settings(env, common)\n"
         "repr(GcpSecretManagerStore(s))\n"

@@ -117,14 +117,15 @@ class GcpSettings(StoreSettings):
     project: str
     secret: str
     version: str = "latest"
-    location: str | None = None
+    #: The region of a regional secret (``projects/P/locations/L/secrets/S``); None: global.
+    secret_location: str | None = None
     #: An https URL (a regional or Private Service Connect endpoint); None: the global one.
-    endpoint: str | None = None
+    api_endpoint: str | None = None
     sdk_environment: str = field(default="", repr=False)  # digest of SDK_VARIABLES
 
     @property
     def secret_path(self) -> str:
-        where = f"/locations/{self.location}" if self.location else ""
+        where = f"/locations/{self.secret_location}" if self.secret_location else ""
         return f"projects/{self.project}{where}/secrets/{self.secret}"
 
     @property
@@ -133,11 +134,24 @@ class GcpSettings(StoreSettings):
         return f"{self.secret_path}/versions/{self.version}"
 
     @property
+    def endpoint_url(self) -> str:
+        return self.api_endpoint or DEFAULT_ENDPOINT
+
+    @property
     def identity(self) -> str:
         return f"{NAME}:{self.resource}"
 
     def describe(self) -> str:
-        return f"{self.resource} at {self.endpoint or DEFAULT_ENDPOINT}"
+        return (
+            f"GCP Secret Manager secret {self.resource} at {self.endpoint_url}, credentials from "
+            "Application Default Credentials"
+        )
+
+    def endpoint(self) -> str:
+        return f"Secret Manager at {self.endpoint_url}"
+
+    def location(self) -> str:
+        return self.resource
 
 
 def parse_secret_name(env: Mapping[str, str]) -> tuple[str, str | None, str, str]:
@@ -354,10 +368,10 @@ class GcpSecretManagerStore(SecretStore[GcpSettings]):
         project, location, secret, version = parse_secret_name(env)
         return GcpSettings(
             project=project,
-            location=location,
+            secret_location=location,
             secret=secret,
             version=version,
-            endpoint=parse_endpoint(env),
+            api_endpoint=parse_endpoint(env),
             sdk_environment=values.digest(env, _SDK_NAMES),
             **common.kwargs(),
         )
@@ -399,7 +413,7 @@ class GcpSecretManagerStore(SecretStore[GcpSettings]):
                 who, _ = _describe_credentials(self._credentials)
                 logger.debug(
                     "GCP Secret Manager client created (endpoint=%s, credentials=%s)",
-                    self.settings.endpoint or DEFAULT_ENDPOINT,
+                    self.settings.endpoint_url,
                     who,
                 )
             return self._client
@@ -424,7 +438,7 @@ class GcpSecretManagerStore(SecretStore[GcpSettings]):
             multiplier=2.0,
             timeout=s.timeout_sec,
         )
-        options = {"api_endpoint": s.endpoint} if s.endpoint else None
+        options = {"api_endpoint": s.api_endpoint} if s.api_endpoint else None
         try:
             return SecretManagerServiceClient(
                 credentials=self._credentials, transport="rest", client_options=options
@@ -486,7 +500,6 @@ class GcpSecretManagerStore(SecretStore[GcpSettings]):
         from google.auth import exceptions as auth_exceptions
 
         s = self.settings
-        endpoint = s.endpoint or DEFAULT_ENDPOINT
         try:
             return action()
         except api_exceptions.RetryError as error:
@@ -514,7 +527,7 @@ class GcpSecretManagerStore(SecretStore[GcpSettings]):
         except requests.exceptions.RequestException as error:
             # A timeout during the TLS handshake mentions _ssl.c; it is still a timeout.
             cause = TimeoutError() if isinstance(error, requests.Timeout) else error
-            detail, fix = explain(cause, f"Secret Manager at {endpoint}", s.timeout_sec)
+            detail, fix = explain(cause, s.endpoint(), s.timeout_sec)
             raise BackendError(NAME, "connect", detail, f"MLFLOW_GCP_ENDPOINT and {fix}") from None
         except auth_exceptions.GoogleAuthError as error:
             raise BackendError(
@@ -576,7 +589,7 @@ class GcpSecretManagerStore(SecretStore[GcpSettings]):
         code = getattr(error, "code", None)
         status, message = _service_error(error)
         said = f"HTTP {code}{' ' + status if status else ''}: {message}"
-        where = f"{s.resource} at {s.endpoint or DEFAULT_ENDPOINT}"
+        where = f"{s.resource} at {s.endpoint_url}"
         who, member = self._who()
         reason = str(getattr(error, "reason", None) or "")
         project_hint = f" --project {s.project}"
@@ -586,8 +599,11 @@ class GcpSecretManagerStore(SecretStore[GcpSettings]):
                 f" or GOOGLE_CLOUD_PROJECT for a short name); `gcloud secrets versions list "
                 f"{s.secret}{project_hint}`"
             )
-            if s.location:
-                fix += f" --location {s.location} (a regional secret needs its regional endpoint)"
+            if s.secret_location:
+                fix += (
+                    f" --location {s.secret_location} (a regional secret needs its regional "
+                    "endpoint in MLFLOW_GCP_ENDPOINT)"
+                )
             return BackendError(NAME, "read", f"Secret not found: {where} ({said})", fix)
         if code == 403 and (reason == "SERVICE_DISABLED" or "has not been used" in message):
             return BackendError(
