@@ -255,7 +255,7 @@ def test_access_responses_logged_by_the_client_library_withhold_the_payload(
             extra={"rpcName": rpc, "httpResponse": {"payload": payload, "status": 200}},
         )
 
-    access, other = caplog.records
+    access, other = [r for r in caplog.records if r.name == transport.name]
     assert access.httpResponse["payload"].startswith("<withheld")  # type: ignore[attr-defined]
     assert access.httpResponse["status"] == 200  # type: ignore[attr-defined]
     assert other.httpResponse["payload"] == payload  # type: ignore[attr-defined]
