@@ -366,7 +366,8 @@ def test_missing_key_file_is_a_login_failure(gcp: Gcp, monkeypatch: pytest.Monke
     error = fetch_error()
 
     assert error.step == "login"
-    assert "no Application Default Credentials" in error.detail and str(missing) in error.detail
+    assert error.detail.startswith("the Application Default Credentials could not be loaded")
+    assert str(missing) in error.detail
     assert error.fix.startswith("GOOGLE_APPLICATION_CREDENTIALS")
     assert gcp.secrets.requests == []
 
@@ -507,7 +508,8 @@ def test_no_application_default_credentials(gcp: Gcp) -> None:
     result = run_in_fresh_process(gcp, GOOGLE_APPLICATION_CREDENTIALS="")
 
     assert result["step"] == "login"
-    assert result["detail"].startswith("no Application Default Credentials were found")
+    assert result["detail"].startswith("no Application Default Credentials were found: ")
+    assert "GOOGLE_APPLICATION_CREDENTIALS is not set" in result["detail"]
     for remedy in (
         "GOOGLE_APPLICATION_CREDENTIALS",
         "gcloud auth application-default login",

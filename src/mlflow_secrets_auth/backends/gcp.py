@@ -484,14 +484,25 @@ class GcpSecretManagerStore(SecretStore[GcpSettings]):
         return _describe_credentials(self._credentials)
 
     def _no_credentials(self, error: BaseException) -> BackendError:
+        """google-auth's ADC search failed: nothing found, or a file it was pointed at is bad."""
         text = _short(str(error))
-        if "GOOGLE_APPLICATION_CREDENTIALS" in text or "File " in text:
-            fix = "GOOGLE_APPLICATION_CREDENTIALS: the file must exist and hold a key or "
-            fix += "credential configuration; or unset it to use the rest of " + _ADC_FIX
-        else:
-            fix = _ADC_FIX
+        if text.startswith("Your default credentials were not found"):
+            return BackendError(
+                NAME,
+                "login",
+                "no Application Default Credentials were found: GOOGLE_APPLICATION_CREDENTIALS "
+                "is not set, gcloud has no application-default login, and no metadata server "
+                "answered",
+                f"{_ADC_FIX} (https://cloud.google.com/docs/authentication/external/set-up-adc)",
+            )
         return BackendError(
-            NAME, "login", f"no Application Default Credentials were found ({text})", fix
+            NAME,
+            "login",
+            f"the Application Default Credentials could not be loaded ({text})",
+            "GOOGLE_APPLICATION_CREDENTIALS: the file must exist and hold a service-account key "
+            "or a credential configuration (`gcloud iam workload-identity-pools "
+            "create-cred-config`); or unset it to use `gcloud auth application-default login` "
+            "or the metadata server (workload identity)",
         )
 
     def _call(self, action: Callable[[], T]) -> T:
