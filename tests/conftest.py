@@ -33,6 +33,14 @@ _CLEARED_PREFIXES = (
     "AZURE_",
     "IDENTITY_",
     "MSI_",
+    "MLFLOW_GCP_",
+    "MLFLOW_FILE_",
+    "MLFLOW_EXEC_",
+    "GOOGLE_",
+    "GCE_",
+    "CLOUDSDK_",
+    "NO_GCE_CHECK",
+    "ACTIONS_ID_TOKEN_",
 )
 _CLEARED_NAMES = frozenset(
     {

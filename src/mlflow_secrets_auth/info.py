@@ -97,7 +97,23 @@ def is_secret_variable(name: str) -> bool:
         return True
     if name in NOT_SECRET_VARIABLES:
         return False
+    declared = _declared_secrecy().get(name)
+    if declared is not None:
+        return declared
     return any(word in _SECRET_WORDS for word in name.upper().split("_"))
+
+
+def _declared_secrecy() -> dict[str, bool]:
+    """What the built-in stores declare about their own variables (the SDKs' are not theirs to
+    declare, so the name heuristics still apply to those)."""
+    found: dict[str, bool] = {}
+    for name in BUILTIN_ORDER:
+        try:
+            store = load_store(name)
+        except ConfigurationError:
+            continue
+        found.update({v.name: v.secret for v in store.variables if not v.sdk})
+    return found
 
 
 def _mask_url_password(value: str) -> str:

@@ -21,10 +21,11 @@ def classify(error: BaseException) -> str:
     """One of: dns, refused, tls, timeout, proxy, network."""
     text = " ".join(f"{type(e).__name__}: {e}" for e in _chain(error)).lower()
     chain = _chain(error)
-    if any(isinstance(e, ssl.SSLError) for e in chain) or "ssl" in text or "certificate" in text:
-        return "tls"
+    # A timeout during the TLS handshake mentions ssl too: it is a timeout, not a trust problem.
     if "timeout" in text or "timed out" in text:
         return "timeout"
+    if any(isinstance(e, ssl.SSLError) for e in chain) or "ssl" in text or "certificate" in text:
+        return "tls"
     if any(isinstance(e, socket.gaierror) for e in chain) or any(
         marker in text
         for marker in (
