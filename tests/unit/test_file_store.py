@@ -160,11 +160,12 @@ def test_unchanged_file_costs_a_stat_not_a_read(
 
 
 def test_swap_to_same_size_value_with_old_timestamps_is_picked_up(tmp_path: Path) -> None:
-    """The resolved target alone tells the versions apart: same size, same mtime."""
+    """The file the path resolves to tells the versions apart: same size, same mtime."""
     volume = SecretVolume(tmp_path / "volume")
     volume.write({"token": "value-AAAA"})
     os.utime(volume.data_dir / "token", ns=(1_000_000_000, 1_000_000_000))
     store = store_for(volume.path("token"))
+    settle()
     assert store.fetch().payload == "value-AAAA"
     volume.write({"token": "value-BBBB"})
     os.utime(volume.data_dir / "token", ns=(1_000_000_000, 1_000_000_000))

@@ -46,7 +46,7 @@ MAX_OUTPUT_BYTES = 1024 * 1024
 _STDERR_TAIL_BYTES = 8192
 _MAX_STDERR_LINE = 200
 #: After a kill, how long to wait for the pipes to close before giving up on them.
-_KILL_GRACE_SEC = 2.0
+_KILL_GRACE_SEC = 1.0
 _CHUNK = 65536
 _EXEC_CREDENTIAL_GROUP = "client.authentication.k8s.io/"
 _RFC3339 = re.compile(
@@ -167,19 +167,23 @@ class ExecStore(SecretStore[ExecSettings]):
         stdout = _Drain(process.stdout, MAX_OUTPUT_BYTES + 1, tail=False)
         stderr = _Drain(process.stderr, _STDERR_TAIL_BYTES, tail=True)
         try:
-            returncode = process.wait(timeout=_remaining(deadline))
+            # The pipes first: a thread join wakes at once, where Popen.wait(timeout) polls.
             stdout.join(_remaining(deadline))
             stderr.join(_remaining(deadline))
-        except subprocess.TimeoutExpired:
-            _kill(process, (stdout, stderr))
-            raise self._timeout(exited=None) from None
+            held_open = stdout.running or stderr.running
+            exited = process.poll() if held_open else process.wait(_remaining(deadline))
+        except subprocess.TimeoutExpired:  # it closed its output but kept running
+            exited, held_open = None, True
         except BaseException:  # KeyboardInterrupt while waiting: leave nothing running
             _kill(process, (stdout, stderr))
             raise
-        if stdout.running or stderr.running:
-            # It exited, but a process it started still holds its output open.
-            _kill(process, (stdout, stderr))
-            raise self._timeout(exited=returncode)
+        if held_open or exited is None:
+            # Still running: kill its group. Exited, but a process it started holds its output
+            # open: kill what is left of the group; one that left the group is beyond reach,
+            # so its pipes are not waited for (their readers end when it does).
+            _kill(process, (stdout, stderr) if exited is None else ())
+            raise self._timeout(exited)
+        returncode = exited
         if returncode != 0:
             raise self._exit_error(returncode, stderr.last_line())
         if stdout.total > MAX_OUTPUT_BYTES:
@@ -366,9 +370,10 @@ def rfc3339_epoch(text: str) -> float:
     else:
         sign = -1 if zone[0] == "-" else 1
         offset = sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
-    moment = datetime(
-        year, month, day, hour, minute, second, tzinfo=timezone(offset)
-    )  # ValueError for an impossible date or time
+    try:
+        moment = datetime(year, month, day, hour, minute, second, tzinfo=timezone(offset))
+    except ValueError:  # an impossible date or time, such as February 30th
+        raise ValueError("not an RFC 3339 time") from None
     return moment.timestamp() + (float(f"0.{fraction}") if fraction else 0.0)
 
 
@@ -421,17 +426,15 @@ class _Drain:
 
 
 def _kill(process: subprocess.Popen[bytes], drains: tuple[_Drain, ...]) -> None:
-    """Kill the command and everything in its process group, and reap it.
-
-    The pipes are waited for only briefly: a process that left the group (a daemon) may hold
-    them open, and its reader threads are daemons that end when it does.
-    """
+    """Kill the command and everything in its process group, reap it, and let its pipes'
+    readers finish (briefly: the pipes close as soon as the group is dead)."""
     if hasattr(os, "killpg"):
         with contextlib.suppress(OSError):
             os.killpg(process.pid, signal.SIGKILL)  # the group's id is the command's pid
     with contextlib.suppress(OSError):
         process.kill()
+    deadline = time.monotonic() + _KILL_GRACE_SEC
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=_KILL_GRACE_SEC)
     for drain in drains:
-        drain.join(_KILL_GRACE_SEC)
+        drain.join(_remaining(deadline))

@@ -5,13 +5,14 @@ Store CSI driver, a Vault/OpenBao Agent sink) talks to the real store once per n
 every process only reads a file. No SDK, no network.
 
 The file is re-read only when it changed: each fetch (at most every ``MLFLOW_FILE_TTL_SEC``, and
-after a 401) costs one ``stat`` of the path and one ``realpath``. The comparison follows symbolic
-links, so Kubernetes' atomic swap of its ``..data`` link to a new timestamped directory is seen
-even though the path itself never changes.
+after a 401) costs one ``stat`` of the path. ``stat`` follows symbolic links, so it describes the
+file the path resolves to now: Kubernetes' atomic swap of its ``..data`` link to a new timestamped
+directory gives another inode even though the path itself never changes.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import time
@@ -59,8 +60,10 @@ class FileSettings(StoreSettings):
         return f"the file {self.secret_path}"
 
 
-#: What the path resolved to and the file's inode facts: any change means "read it again".
-Signature = tuple[str, int, int, int, int, int]
+#: The file the path resolves to (device, inode) and what changes with its content (size,
+#: mtime, ctime); any change means "read it again". (device, inode) identify the resolved file
+#: fully, so comparing the resolved path as well would cost a ``realpath`` and tell nothing more.
+Signature = tuple[int, int, int, int, int]
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,8 @@ class _Read:
     racy: bool
 
 
-def _signature(resolved: str, st: os.stat_result) -> Signature:
-    return (resolved, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+def _signature(st: os.stat_result) -> Signature:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 class FileStore(SecretStore[FileSettings]):
@@ -116,15 +119,14 @@ class FileStore(SecretStore[FileSettings]):
         path = self.settings.secret_path
         try:
             st = os.stat(path)
-            resolved = os.path.realpath(path)
         except OSError as error:
             raise self._os_error(error) from None
-        self._require_regular(st, resolved)
+        self._require_regular(st)
         last = self._last
-        if last is not None and not last.racy and last.signature == _signature(resolved, st):
+        if last is not None and not last.racy and last.signature == _signature(st):
             logger.debug("Secret file unchanged since it was read (path=%s)", path)
             return last.fetched
-        return self._read(path, resolved)
+        return self._read(path)
 
     def advice(self) -> list[Advice]:
         """A secret file that group or others may read (or write) is a credential shared with
@@ -149,11 +151,11 @@ class FileStore(SecretStore[FileSettings]):
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def _read(self, path: str, resolved: str) -> FetchedSecret:
+    def _read(self, path: str) -> FetchedSecret:
         try:
             with open(path, "rb") as handle:
                 st = os.fstat(handle.fileno())
-                self._require_regular(st, resolved)
+                self._require_regular(st)
                 content = handle.read(MAX_BYTES + 1)
         except OSError as error:
             raise self._os_error(error) from None
@@ -182,7 +184,7 @@ class FileStore(SecretStore[FileSettings]):
                 "the tool that writes it (the Kubernetes Secret's key, the agent's template), "
                 "and that it writes the secret itself, not an empty key",
             )
-        signature = _signature(resolved, st)
+        signature = _signature(st)
         racy = read_at - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_WINDOW_NS
         last = self._last
         if last is not None and last.fetched.payload == text:
@@ -193,12 +195,16 @@ class FileStore(SecretStore[FileSettings]):
                 text, version=f"modified {modified.isoformat(timespec='seconds')}", location=path
             )
         self._last = _Read(signature, fetched, racy)
-        logger.debug(
-            "Secret file read (path=%s, resolved=%s, version=%s)", path, resolved, fetched.version
-        )
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "Secret file read (path=%s, resolved=%s, version=%s)",
+                path,
+                os.path.realpath(path),
+                fetched.version,
+            )
         return fetched
 
-    def _require_regular(self, st: os.stat_result, resolved: str) -> None:
+    def _require_regular(self, st: os.stat_result) -> None:
         """A directory, FIFO or device is never the secret (and a FIFO would block a read)."""
         if stat.S_ISREG(st.st_mode):
             return
@@ -210,7 +216,7 @@ class FileStore(SecretStore[FileSettings]):
                 f"{path} ({PATH_VARIABLE}) is a directory",
                 (
                     f"that {PATH_VARIABLE} names the file inside it that holds the secret"
-                    + _entries(resolved)
+                    + _entries(path)
                 ),
             )
         raise BackendError(
