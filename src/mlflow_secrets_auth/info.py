@@ -12,23 +12,27 @@ import importlib.metadata
 import importlib.util
 import os
 import platform
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 from . import __version__
+from .backends import (
+    BUILTIN_ORDER,
+    StoreUnavailableError,
+    installed_stores,
+    load_store,
+    store_names,
+)
 from .errors import ConfigurationError, IncompleteConfigurationError
 from .log import get_logger
 from .settings import (
-    BACKEND_NAMES,
-    KNOWN_VARIABLES,
     BackendName,
     BackendSettings,
     GeneralSettings,
-    load_aws,
-    load_azure,
+    known_variables,
     load_general,
-    load_vault,
+    load_store_settings,
 )
 
 ENTRY_POINT_GROUP = "mlflow.request_auth_provider"
@@ -76,11 +80,6 @@ MLFLOW_VARIABLES = (
     "MLFLOW_TRACKING_PASSWORD",
 )
 logger = get_logger(__name__)
-_LOADERS: dict[BackendName, Callable[[Mapping[str, str], GeneralSettings], BackendSettings]] = {
-    "vault": load_vault,
-    "aws-secrets-manager": load_aws,
-    "azure-key-vault": load_azure,
-}
 
 
 def is_secret_variable(name: str) -> bool:
@@ -148,7 +147,8 @@ class BackendState:
 
     name: BackendName
     enabled: bool
-    #: chosen | skipped (incomplete) | invalid (malformed value) | not needed | disabled
+    #: chosen | skipped (incomplete) | invalid (malformed value) | broken (the store failed to
+    #: load) | not needed | disabled
     state: str
     missing: tuple[str, ...] = ()
     error: str | None = None
@@ -163,7 +163,7 @@ def backend_states(env: Mapping[str, str], general: GeneralSettings) -> list[Bac
     """
     states: list[BackendState] = []
     decided = False
-    for name in BACKEND_NAMES:
+    for name in store_names():
         if name not in general.enabled:
             states.append(BackendState(name, False, "disabled"))
             continue
@@ -171,7 +171,10 @@ def backend_states(env: Mapping[str, str], general: GeneralSettings) -> list[Bac
             states.append(BackendState(name, True, "not needed"))
             continue
         try:
-            loaded = _LOADERS[name](env, general)
+            loaded = load_store_settings(name, env, general)
+        except StoreUnavailableError as broken:
+            states.append(BackendState(name, True, "broken", error=str(broken)))
+            continue
         except IncompleteConfigurationError as incomplete:
             states.append(BackendState(name, True, "skipped", missing=incomplete.missing))
             continue
@@ -216,7 +219,6 @@ def collect_info(environ: Mapping[str, str] | None = None) -> dict[str, object]:
     ``ok`` means installed and configured: the entry point is registered, a backend is chosen
     and its SDK is installed.
     """
-    from .backends import sdk_module
     from .clear_marker import CACHE_DIR_VARIABLE, MARKER
 
     env = os.environ if environ is None else environ
@@ -244,16 +246,29 @@ def collect_info(environ: Mapping[str, str] | None = None) -> dict[str, object]:
     states = backend_states(env, general) if general is not None else []
     by_name = {state.name: state for state in states}
     chosen: str | None = None
-    for name in BACKEND_NAMES:
-        sdk = sdk_module(name)
+    sdk_ok = False
+    for store in installed_stores():
+        name = store.name
         state = by_name.get(name)
+        enabled = bool(state and state.enabled)
         entry: dict[str, object] = {
             "name": name,
-            "enabled": bool(state and state.enabled),
+            "package": store.distribution,
+            "package_version": store.version,
+            "enabled": enabled,
             "state": state.state if state else "unknown",
-            "sdk": sdk,
-            "sdk_installed": sdk_installed(sdk),
         }
+        if store.builtin or enabled:  # a third-party store is imported only once enabled
+            try:
+                store_class = load_store(name)
+            except StoreUnavailableError as broken:
+                entry["state"], entry["error"] = "broken", str(broken)
+            else:
+                sdk = store_class.sdk_module
+                entry["sdk"] = sdk
+                entry["sdk_installed"] = sdk_installed(sdk) if sdk else True
+                if state is not None and state.state == "chosen":
+                    sdk_ok = bool(entry["sdk_installed"])
         if state is not None and state.missing:
             entry["missing"] = list(state.missing)
         if state is not None and state.error:
@@ -265,8 +280,8 @@ def collect_info(environ: Mapping[str, str] | None = None) -> dict[str, object]:
     configuration["backend"] = chosen
     if general is not None and not general.enabled:
         configuration["error"] = (
-            "no secrets backend is enabled: set MLFLOW_SECRETS_AUTH_ENABLE (vault, "
-            "aws-secrets-manager or azure-key-vault)"
+            "no secrets backend is enabled: set MLFLOW_SECRETS_AUTH_ENABLE (one of "
+            f"{', '.join(store_names())})"
         )
     elif general is not None and chosen is None and configuration["error"] is None:
         configuration["error"] = "no enabled backend is fully configured: " + "; ".join(
@@ -275,7 +290,10 @@ def collect_info(environ: Mapping[str, str] | None = None) -> dict[str, object]:
     data["backends"] = backends
     data["configuration"] = configuration
 
-    variables = data["variables"] = _variables(env, (*KNOWN_VARIABLES, CACHE_DIR_VARIABLE))
+    # The built-in stores' variables always (a typo'd enable list is a common mistake), plus
+    # those of any enabled third-party store.
+    listed = tuple(dict.fromkeys((*BUILTIN_ORDER, *(general.enabled if general else ()))))
+    variables = data["variables"] = _variables(env, (*known_variables(listed), CACHE_DIR_VARIABLE))
     mlflow_variables = data["mlflow_variables"] = _variables(env, MLFLOW_VARIABLES)
 
     hosts: dict[str, object] = {}
@@ -299,7 +317,6 @@ def collect_info(environ: Mapping[str, str] | None = None) -> dict[str, object]:
     data["cache"] = cache_statistics()
     data["clear_marker"] = MARKER.status()
 
-    sdk_ok = chosen is not None and sdk_installed(sdk_module(chosen))
     data["ok"] = bool(entry_points) and chosen is not None and sdk_ok
     logger.debug(
         "Info: backend=%s, variables seen=%d, entry point registered=%s",

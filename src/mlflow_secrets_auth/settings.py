@@ -6,88 +6,36 @@ variables it knows about changes, so the per-request cost is one snapshot compar
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
+from .backends import BUILTIN_ORDER, StoreUnavailableError, load_store, store_names
+from .backends.base import AuthMode, CommonSettings, StoreSettings
 from .environment import encode_names, snapshot
 from .environment import raw_value as environment_get
 from .errors import ConfigurationError, IncompleteConfigurationError
 from .hosts import HostRule, parse_allowed_hosts
 
-AuthMode = Literal["bearer", "basic"]
-BackendName = Literal["vault", "aws-secrets-manager", "azure-key-vault"]
+BackendName = str
 
-#: Priority order when several backends are enabled (SPEC §2).
-BACKEND_NAMES: tuple[BackendName, ...] = ("vault", "aws-secrets-manager", "azure-key-vault")
-_ENABLE_FLAGS: dict[BackendName, str] = {
-    "vault": "MLFLOW_SECRETS_AUTH_ENABLE_VAULT",
-    "aws-secrets-manager": "MLFLOW_SECRETS_AUTH_ENABLE_AWS_SECRETS_MANAGER",
-    "azure-key-vault": "MLFLOW_SECRETS_AUTH_ENABLE_AZURE_KEY_VAULT",
-}
-_PREFIX: dict[BackendName, str] = {
-    "vault": "MLFLOW_VAULT",
-    "aws-secrets-manager": "MLFLOW_AWS",
-    "azure-key-vault": "MLFLOW_AZURE",
-}
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 _HEADER_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+ENABLE_VARIABLE = "MLFLOW_SECRETS_AUTH_ENABLE"
 
 DEFAULT_TTL_SEC = 300.0
 DEFAULT_TIMEOUT_SEC = 10.0
 DEFAULT_MAX_STALE_SEC = 3600.0
 DEFAULT_K8S_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
-# Variables the SDKs read themselves; a change to one rebuilds that backend's client.
-AWS_SDK_VARIABLES = (
-    "AWS_PROFILE",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_ROLE_ARN",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_CONFIG_FILE",
-    "AWS_SHARED_CREDENTIALS_FILE",
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_SECRETS_MANAGER",
-    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
-    "AWS_USE_FIPS_ENDPOINT",
-    "AWS_CA_BUNDLE",
-    "AWS_ROLE_SESSION_NAME",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-)
-AZURE_SDK_VARIABLES = (
-    "AZURE_CLIENT_ID",
-    "AZURE_TENANT_ID",
-    "AZURE_CLIENT_SECRET",
-    "AZURE_CLIENT_CERTIFICATE_PATH",
-    "AZURE_FEDERATED_TOKEN_FILE",
-    "AZURE_AUTHORITY_HOST",
-    "AZURE_TOKEN_CREDENTIALS",
-    "IDENTITY_ENDPOINT",
-    "IDENTITY_HEADER",
-    "MSI_ENDPOINT",
-    "MSI_SECRET",
-    "IDENTITY_SERVER_THUMBPRINT",
-    "IMDS_ENDPOINT",
-    "AZURE_POD_IDENTITY_AUTHORITY_HOST",
-    "AZURE_CLIENT_CERTIFICATE_PASSWORD",
-    "AZURE_ADDITIONALLY_ALLOWED_TENANTS",
-    "REQUESTS_CA_BUNDLE",
-)
-
 GENERAL_VARIABLES: tuple[str, ...] = (
-    "MLFLOW_SECRETS_AUTH_ENABLE",
-    *_ENABLE_FLAGS.values(),
+    ENABLE_VARIABLE,
     "MLFLOW_SECRETS_ALLOWED_HOSTS",
     "MLFLOW_SECRETS_ALLOW_HTTP",
     "MLFLOW_AUTH_HEADER_NAME",
@@ -95,7 +43,8 @@ GENERAL_VARIABLES: tuple[str, ...] = (
     "MLFLOW_SECRETS_MAX_STALE_SEC",
     "MLFLOW_SECRETS_LOG_LEVEL",
 )
-BACKEND_VARIABLES: dict[BackendName, tuple[str, ...]] = {
+#: Variables of the stores whose settings still live here.
+_LEGACY_VARIABLES: dict[BackendName, tuple[str, ...]] = {
     "vault": (
         "VAULT_ADDR",
         "VAULT_TOKEN",
@@ -112,35 +61,50 @@ BACKEND_VARIABLES: dict[BackendName, tuple[str, ...]] = {
         "MLFLOW_VAULT_AUTH_MODE",
         "MLFLOW_VAULT_TTL_SEC",
     ),
-    "aws-secrets-manager": (
-        "MLFLOW_AWS_SECRET_NAME",
-        "MLFLOW_AWS_SECRET_ID",
-        "MLFLOW_AWS_VERSION_STAGE",
-        "MLFLOW_AWS_AUTH_MODE",
-        "MLFLOW_AWS_TTL_SEC",
-        "AWS_REGION",
-        "AWS_DEFAULT_REGION",
-        *AWS_SDK_VARIABLES,
-    ),
-    "azure-key-vault": (
-        "MLFLOW_AZURE_KEY_VAULT_URL",
-        "AZURE_KEY_VAULT_URL",
-        "MLFLOW_AZURE_SECRET_NAME",
-        "MLFLOW_AZURE_SECRET_VERSION",
-        "MLFLOW_AZURE_VERIFY_CHALLENGE_RESOURCE",
-        "MLFLOW_AZURE_AUTH_MODE",
-        "MLFLOW_AZURE_TTL_SEC",
-        *AZURE_SDK_VARIABLES,
-    ),
 }
 #: Read elsewhere (the cache-clear marker's directory), listed so `info` shows it.
 OTHER_VARIABLES: tuple[str, ...] = ("MLFLOW_SECRETS_CACHE_DIR",)
-#: Every variable this package reads.
-KNOWN_VARIABLES: tuple[str, ...] = (
-    GENERAL_VARIABLES
-    + tuple(name for names in BACKEND_VARIABLES.values() for name in names)
-    + OTHER_VARIABLES
-)
+
+
+def enable_flag(name: str) -> str:
+    """``MLFLOW_SECRETS_AUTH_ENABLE_<NAME>``: the per-store switch (SPEC §2)."""
+    return f"{ENABLE_VARIABLE}_{name.upper().replace('-', '_')}"
+
+
+def store_prefix(name: BackendName) -> str:
+    if name in _LEGACY_VARIABLES:
+        return "MLFLOW_VAULT"
+    return load_store(name).prefix
+
+
+def store_variables(name: BackendName) -> tuple[str, ...]:
+    """What store ``name`` reads: its declared variables and ``<prefix>_AUTH_MODE``/``_TTL_SEC``."""
+    if name in _LEGACY_VARIABLES:
+        return _LEGACY_VARIABLES[name]
+    store = load_store(name)
+    return (
+        *(v.name for v in store.variables),
+        f"{store.prefix}_AUTH_MODE",
+        f"{store.prefix}_TTL_SEC",
+    )
+
+
+def known_variables(enabled: tuple[BackendName, ...] | None = None) -> tuple[str, ...]:
+    """Every variable the plugin reads for these stores (default: the built-in ones).
+
+    Only stores that are enabled, or built in, are imported to ask: a third-party store
+    package is never imported just to list its variables.
+    """
+    names = BUILTIN_ORDER if enabled is None else enabled
+    enable_flags = tuple(enable_flag(n) for n in store_names())
+    found: list[str] = [*GENERAL_VARIABLES, *enable_flags]
+    for name in names:
+        try:
+            found.extend(store_variables(name))
+        except ConfigurationError:
+            continue  # a broken or missing store: reported elsewhere
+    found.extend(OTHER_VARIABLES)
+    return tuple(dict.fromkeys(found))
 
 
 @dataclass(frozen=True)
@@ -191,44 +155,7 @@ class VaultSettings:
         return f"vault:{self.addr}:{ns}{self.secret_path}"
 
 
-@dataclass(frozen=True)
-class AwsSettings:
-    """AWS Secrets Manager: which secret; credentials come from boto3's own chain."""
-
-    secret_id: str
-    region: str | None = None
-    version_stage: str = "AWSCURRENT"
-    auth_mode: AuthMode = "bearer"
-    ttl_sec: float = DEFAULT_TTL_SEC
-    timeout_sec: float = DEFAULT_TIMEOUT_SEC
-    sdk_environment: str = field(default="", repr=False)  # digest of AWS_SDK_VARIABLES
-    backend_name: BackendName = "aws-secrets-manager"
-
-    @property
-    def identity(self) -> str:
-        return f"aws-secrets-manager:{self.region or '-'}:{self.secret_id}:{self.version_stage}"
-
-
-@dataclass(frozen=True)
-class AzureSettings:
-    """Azure Key Vault: which vault and secret; credentials come from DefaultAzureCredential."""
-
-    vault_url: str
-    secret_name: str
-    secret_version: str | None = None
-    verify_challenge_resource: bool = True
-    auth_mode: AuthMode = "bearer"
-    ttl_sec: float = DEFAULT_TTL_SEC
-    timeout_sec: float = DEFAULT_TIMEOUT_SEC
-    sdk_environment: str = field(default="", repr=False)  # digest of AZURE_SDK_VARIABLES
-    backend_name: BackendName = "azure-key-vault"
-
-    @property
-    def identity(self) -> str:
-        return f"azure-key-vault:{self.vault_url}:{self.secret_name}:{self.secret_version or ''}"
-
-
-BackendSettings = VaultSettings | AwsSettings | AzureSettings
+BackendSettings = VaultSettings | StoreSettings
 
 
 @dataclass(frozen=True)
@@ -237,8 +164,8 @@ class Settings:
 
     general: GeneralSettings
     backend: BackendSettings | None
-    #: Enabled backends passed over because their configuration was incomplete.
-    skipped: tuple[IncompleteConfigurationError, ...] = ()
+    #: Enabled backends passed over: configuration incomplete, or the store failed to load.
+    skipped: tuple[ConfigurationError, ...] = ()
 
 
 # --- value parsers -------------------------------------------------------------------------
@@ -287,7 +214,7 @@ def _seconds(env: Mapping[str, str], name: str, default: float, *, allow_zero: b
 
 
 def _auth_mode(env: Mapping[str, str], backend: BackendName) -> AuthMode:
-    name = f"{_PREFIX[backend]}_AUTH_MODE"
+    name = f"{store_prefix(backend)}_AUTH_MODE"
     raw = _get(env, name)
     if raw is None:
         return "bearer"
@@ -302,24 +229,25 @@ def _auth_mode(env: Mapping[str, str], backend: BackendName) -> AuthMode:
 
 
 def parse_enabled(env: Mapping[str, str]) -> tuple[BackendName, ...]:
-    """MLFLOW_SECRETS_AUTH_ENABLE plus the per-backend flags, in priority order."""
+    """MLFLOW_SECRETS_AUTH_ENABLE plus the per-store flags, in priority order (SPEC §2)."""
+    names = store_names()
     wanted: set[str] = set()
-    raw = env.get("MLFLOW_SECRETS_AUTH_ENABLE") or ""
+    raw = env.get(ENABLE_VARIABLE) or ""
     for item in raw.split(","):
         name = item.strip().lower().replace("_", "-")
         if not name:
             continue
-        if name not in BACKEND_NAMES:
+        if name not in names:
             raise ConfigurationError(
-                f"MLFLOW_SECRETS_AUTH_ENABLE names an unknown backend {item.strip()!r}: "
-                f"valid names are {', '.join(BACKEND_NAMES)}",
-                variable="MLFLOW_SECRETS_AUTH_ENABLE",
+                f"{ENABLE_VARIABLE} names an unknown backend {item.strip()!r}: "
+                f"valid names are {', '.join(names)}",
+                variable=ENABLE_VARIABLE,
             )
         wanted.add(name)
-    for backend, flag in _ENABLE_FLAGS.items():
-        if parse_bool(env, flag, False):
-            wanted.add(backend)
-    return tuple(name for name in BACKEND_NAMES if name in wanted)
+    for name in names:
+        if parse_bool(env, enable_flag(name), False):
+            wanted.add(name)
+    return tuple(name for name in names if name in wanted)
 
 
 def _http_url(env: Mapping[str, str], name: str, *, https_only: bool) -> str:
@@ -338,11 +266,6 @@ def _http_url(env: Mapping[str, str], name: str, *, https_only: bool) -> str:
             variable=name,
         )
     return raw.rstrip("/")
-
-
-def _digest(env: Mapping[str, str], names: tuple[str, ...]) -> str:
-    material = "\0".join(f"{n}={env.get(n, '')}" for n in names)
-    return hashlib.sha256(material.encode()).hexdigest()
 
 
 # --- per backend ---------------------------------------------------------------------------
@@ -389,57 +312,22 @@ def load_vault(env: Mapping[str, str], general: GeneralSettings) -> VaultSetting
     )
 
 
-def load_aws(env: Mapping[str, str], general: GeneralSettings) -> AwsSettings:
-    secret_id = _get(env, "MLFLOW_AWS_SECRET_NAME") or _get(env, "MLFLOW_AWS_SECRET_ID")
-    if not secret_id:
-        raise IncompleteConfigurationError(
-            "aws-secrets-manager", ["MLFLOW_AWS_SECRET_NAME (or MLFLOW_AWS_SECRET_ID)"]
-        )
-    region = _get(env, "AWS_REGION") or _get(env, "AWS_DEFAULT_REGION")
-    if region is None and secret_id.startswith("arn:"):
-        arn_parts = secret_id.split(":")
-        region = arn_parts[3] if len(arn_parts) > 3 and arn_parts[3] else None
-    return AwsSettings(
-        secret_id=secret_id,
-        region=region,
-        version_stage=_get(env, "MLFLOW_AWS_VERSION_STAGE") or "AWSCURRENT",
-        auth_mode=_auth_mode(env, "aws-secrets-manager"),
-        ttl_sec=_seconds(env, "MLFLOW_AWS_TTL_SEC", DEFAULT_TTL_SEC, allow_zero=False),
+def load_store_settings(
+    name: BackendName, env: Mapping[str, str], general: GeneralSettings
+) -> BackendSettings:
+    """One store's settings from ``env``, through the loader that store declares."""
+    if name == "vault":
+        return load_vault(env, general)
+    store = load_store(name)
+    prefix = store.prefix
+    common = CommonSettings(
+        backend_name=name,
+        auth_mode=_auth_mode(env, name),
+        ttl_sec=_seconds(env, f"{prefix}_TTL_SEC", store.default_ttl_sec, allow_zero=False),
         timeout_sec=general.timeout_sec,
-        sdk_environment=_digest(env, AWS_SDK_VARIABLES),
     )
-
-
-def load_azure(env: Mapping[str, str], general: GeneralSettings) -> AzureSettings:
-    url_var = (
-        "MLFLOW_AZURE_KEY_VAULT_URL"
-        if _get(env, "MLFLOW_AZURE_KEY_VAULT_URL")
-        else "AZURE_KEY_VAULT_URL"
-    )
-    missing = []
-    if not _get(env, url_var):
-        missing.append("MLFLOW_AZURE_KEY_VAULT_URL (or AZURE_KEY_VAULT_URL)")
-    if not _get(env, "MLFLOW_AZURE_SECRET_NAME"):
-        missing.append("MLFLOW_AZURE_SECRET_NAME")
-    if missing:
-        raise IncompleteConfigurationError("azure-key-vault", missing)
-    return AzureSettings(
-        vault_url=_http_url(env, url_var, https_only=True),
-        secret_name=_get(env, "MLFLOW_AZURE_SECRET_NAME") or "",
-        secret_version=_get(env, "MLFLOW_AZURE_SECRET_VERSION"),
-        verify_challenge_resource=parse_bool(env, "MLFLOW_AZURE_VERIFY_CHALLENGE_RESOURCE", True),
-        auth_mode=_auth_mode(env, "azure-key-vault"),
-        ttl_sec=_seconds(env, "MLFLOW_AZURE_TTL_SEC", DEFAULT_TTL_SEC, allow_zero=False),
-        timeout_sec=general.timeout_sec,
-        sdk_environment=_digest(env, AZURE_SDK_VARIABLES),
-    )
-
-
-_LOADERS: dict[str, Callable[[Mapping[str, str], GeneralSettings], BackendSettings]] = {
-    "vault": load_vault,
-    "aws-secrets-manager": load_aws,
-    "azure-key-vault": load_azure,
-}
+    settings: StoreSettings = store.load_settings(env, common)
+    return settings
 
 
 def load_general(env: Mapping[str, str]) -> GeneralSettings:
@@ -468,12 +356,12 @@ def load_general(env: Mapping[str, str]) -> GeneralSettings:
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Build settings; the first enabled backend whose configuration is complete is chosen."""
     general = load_general(env)
-    skipped: list[IncompleteConfigurationError] = []
+    skipped: list[ConfigurationError] = []
     for name in general.enabled:
         try:
-            backend = _LOADERS[name](env, general)
-        except IncompleteConfigurationError as incomplete:
-            skipped.append(incomplete)
+            backend = load_store_settings(name, env, general)
+        except (IncompleteConfigurationError, StoreUnavailableError) as passed_over:
+            skipped.append(passed_over)  # a broken store package never stops the others
             continue
         return Settings(general=general, backend=backend, skipped=tuple(skipped))
     if skipped:
@@ -489,9 +377,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
 
 def watched_variables(enabled: tuple[BackendName, ...] | None) -> tuple[str, ...]:
     """What can change the outcome: the general variables and those of enabled backends."""
-    if enabled is None:
-        return KNOWN_VARIABLES
-    return GENERAL_VARIABLES + tuple(n for b in enabled for n in BACKEND_VARIABLES[b])
+    return known_variables(enabled)
 
 
 class _SettingsCache:

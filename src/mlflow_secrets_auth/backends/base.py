@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 Payload = str | bytes | Mapping[str, object]
-AuthMode = Literal["auto", "bearer", "basic"]
+AuthMode = Literal["bearer", "basic"]
 
 #: The entry point group through which stores are discovered.
 ENTRY_POINT_GROUP = "mlflow_secrets_auth.backends"
@@ -67,7 +67,7 @@ class StoreSettings:
     """
 
     backend_name: str
-    auth_mode: AuthMode = "auto"
+    auth_mode: AuthMode = "bearer"
     ttl_sec: float = 300.0
     timeout_sec: float = 10.0
 
@@ -79,6 +79,14 @@ class StoreSettings:
 
     def describe(self) -> str:
         """One line for ``info`` and ``doctor``: where the secret is and how it is reached."""
+        return self.identity
+
+    def endpoint(self) -> str:
+        """The service the store talks to, as ``doctor`` names it ("reached …")."""
+        return self.backend_name
+
+    def location(self) -> str:
+        """The secret's name or path, as ``doctor`` names it ("read …")."""
         return self.identity
 
 
@@ -162,6 +170,7 @@ class SecretStore(Generic[S]):
 class Backend(Protocol):
     """What the cache-facing code needs of a store: a name and ``fetch()``."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def fetch(self) -> FetchedSecret: ...

@@ -16,7 +16,7 @@ from ..errors import BackendError, Step
 from ..log import get_logger
 from ..network import explain
 from ..settings import VaultSettings
-from .base import FetchedSecret
+from .base import FetchedSecret, SecretStore
 
 logger = get_logger(__name__)
 NAME = "vault"
@@ -43,10 +43,13 @@ def _vault_messages(error: vault_errors.VaultError) -> str:
     return "; ".join(map(str, errors)) if errors else type(error).__name__
 
 
-class VaultBackend:
+class VaultBackend(SecretStore[Any]):
     """Reads one KV secret; keeps one hvac client and its login token between fetches."""
 
     name = NAME
+    prefix = "MLFLOW_VAULT"
+    sdk_module = "hvac"
+    sdk_install = "mlflow-secrets-auth[vault]"
 
     def __init__(self, settings: VaultSettings) -> None:
         self.settings = settings
@@ -276,3 +279,7 @@ class VaultBackend:
             f"MLFLOW_VAULT_K8S_ROLE={s.k8s_role}, the role's bound service accounts, and "
             f"MLFLOW_VAULT_K8S_MOUNT={s.k8s_mount}"
         )
+
+
+#: The name the entry point registers.
+VaultStore = VaultBackend

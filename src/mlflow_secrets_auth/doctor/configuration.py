@@ -59,10 +59,10 @@ def _configuration(run: _Run) -> None:
     if chosen is None:  # enabled but nothing chosen cannot happen; be explicit anyway
         return fail("no backend was chosen", ENABLE_FIX, "no backend was chosen")
 
-    from ..backends import create_backend
+    from ..backends import create_store
 
     try:
-        backend = create_backend(chosen)
+        backend = create_store(chosen)
     except ConfigurationError as error:  # the SDK is not installed
         return fail(str(error), str(error).rpartition(": ")[2], "the backend's SDK is missing")
     run.settings, run.backend = settings, backend

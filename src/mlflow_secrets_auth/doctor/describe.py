@@ -6,34 +6,23 @@ the wording keeps their details consistent. Only locations, modes and user names
 
 from __future__ import annotations
 
-from ..settings import AwsSettings, BackendSettings, VaultSettings
+from ..settings import BackendSettings, VaultSettings, store_prefix
 
-_MODE_VARIABLE = {
-    "vault": "MLFLOW_VAULT_AUTH_MODE",
-    "aws-secrets-manager": "MLFLOW_AWS_AUTH_MODE",
-    "azure-key-vault": "MLFLOW_AZURE_AUTH_MODE",
-}
+
+def mode_variable(settings: BackendSettings) -> str:
+    """The variable that sets this store's auth mode, e.g. MLFLOW_VAULT_AUTH_MODE."""
+    return f"{store_prefix(settings.backend_name)}_AUTH_MODE"
 
 
 def _describe(settings: BackendSettings) -> str:
-    mode = f"auth mode {settings.auth_mode} ({_MODE_VARIABLE[settings.backend_name]})"
+    mode = f"auth mode {settings.auth_mode} ({mode_variable(settings)})"
     if isinstance(settings, VaultSettings):
         ns = f", namespace {settings.namespace}" if settings.namespace else ""
         return (
             f"Vault at {settings.addr}{ns}, secret {settings.secret_path}, "
             f"{_vault_login(settings)}, {mode}"
         )
-    if isinstance(settings, AwsSettings):
-        return (
-            f"AWS Secrets Manager secret {settings.secret_id} ({settings.version_stage}) in "
-            f"region {settings.region or '(from the AWS profile)'}, credentials from boto3's "
-            f"chain, {mode}"
-        )
-    return (
-        f"Azure Key Vault {settings.vault_url}, secret {settings.secret_name} "
-        f"(version {settings.secret_version or 'latest'}), credential DefaultAzureCredential, "
-        f"{mode}"
-    )
+    return f"{settings.describe()}, {mode}"
 
 
 def _vault_login(settings: VaultSettings) -> str:
@@ -48,9 +37,7 @@ def _vault_login(settings: VaultSettings) -> str:
 def _target(settings: BackendSettings) -> str:
     if isinstance(settings, VaultSettings):
         return f"Vault at {settings.addr}"
-    if isinstance(settings, AwsSettings):
-        return f"AWS Secrets Manager in region {settings.region or '(from the AWS profile)'}"
-    return f"Key Vault at {settings.vault_url}"
+    return settings.endpoint()
 
 
 def _login_passed(settings: BackendSettings) -> str:
@@ -58,14 +45,10 @@ def _login_passed(settings: BackendSettings) -> str:
         if settings.login_method == "token":
             return "token login (VAULT_TOKEN): Vault accepted the token for the read"
         return f"{_vault_login(settings)} succeeded"
-    if isinstance(settings, AwsSettings):
-        return "AWS credentials from boto3's chain were accepted"
-    return "DefaultAzureCredential obtained a token that Key Vault accepted"
+    return f"{settings.endpoint()} accepted the store's credentials"
 
 
 def _secret_name(settings: BackendSettings) -> str:
     if isinstance(settings, VaultSettings):
         return settings.secret_path
-    if isinstance(settings, AwsSettings):
-        return f"{settings.secret_id} ({settings.version_stage})"
-    return settings.secret_name
+    return settings.location()

@@ -12,7 +12,7 @@ from ..backends.base import FetchedSecret, Payload
 from ..credentials import describe_payload, parse_secret
 from ..errors import SecretFormatError
 from ..settings import BackendSettings
-from .describe import _MODE_VARIABLE
+from .describe import mode_variable
 from .model import Check, _Run
 
 
@@ -69,7 +69,7 @@ def _padding_words(what: str, value: str) -> str:
 
 def _secret_format(run: _Run, settings: BackendSettings, fetched: FetchedSecret) -> None:
     mode = settings.auth_mode
-    mode_var = _MODE_VARIABLE[settings.backend_name]
+    mode_var = mode_variable(settings)
     shape = _shape(fetched.payload)
     data = _json_object(fetched.payload)
     try:
