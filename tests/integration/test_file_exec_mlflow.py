@@ -11,6 +11,7 @@ MLflow server, through ``MLFLOW_TRACKING_AUTH=mlflow_secrets_auth`` with
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
@@ -82,6 +83,19 @@ def user(mlflow_server: MlflowAuthServer, monkeypatch: pytest.MonkeyPatch) -> Us
     return User(mlflow_server, monkeypatch)
 
 
+def with_basic_forms(user: User, passwords: list[str]) -> list[str]:
+    """The passwords, and the Basic header values built from them (a leaked header is a leak)."""
+    headers = [base64.b64encode(f"{user.username}:{p}".encode()).decode() for p in passwords]
+    return passwords + headers
+
+
+def assert_reprs_clean(secrets: list[str]) -> None:
+    """The plugin's objects a user may print: the auth object and the cache."""
+    texts = [repr(mlflow_secrets_auth.get_auth()), repr(runtime.CACHE), str(runtime.CACHE)]
+    for secret in secrets:
+        assert not [t for t in texts if secret in t], "a secret value is in a repr"
+
+
 def replays(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if "retrying once" in r.getMessage()]
 
@@ -95,6 +109,7 @@ def volume(user: User, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Secre
     secret_volume = SecretVolume(tmp_path / "secret-volume", mode=0o400)
     secret_volume.write({"credentials": user.secret()})
     monkeypatch.setenv("MLFLOW_SECRETS_AUTH_ENABLE", "file")
+    monkeypatch.setenv("MLFLOW_FILE_AUTH_MODE", "basic")
     monkeypatch.setenv("MLFLOW_FILE_SECRET_PATH", str(secret_volume.path("credentials")))
     return secret_volume
 
@@ -168,9 +183,9 @@ def test_file_store_at_debug_leaks_nothing(
         client.search_experiments()
     assert "is a directory" in str(directory.value)
 
-    leak_check.assert_clean(
-        secrets, wrong_shape.value, directory.value, mlflow_secrets_auth.get_auth()
-    )
+    secrets = with_basic_forms(user, secrets)
+    assert_reprs_clean(secrets)
+    leak_check.assert_clean(secrets, wrong_shape.value, directory.value)
 
 
 # --- exec --------------------------------------------------------------------------------------
@@ -224,6 +239,7 @@ def invocations(log: Path) -> list[tuple[float, float | None]]:
 
 def use_exec(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("MLFLOW_SECRETS_AUTH_ENABLE", "exec")
+    monkeypatch.setenv("MLFLOW_EXEC_AUTH_MODE", "basic")
     monkeypatch.setenv("MLFLOW_EXEC_COMMAND", (tmp_path / "exec-state" / "command").read_text())
     monkeypatch.setenv("MLFLOW_SECRETS_TIMEOUT_SEC", "20")  # Python's start-up on a busy machine
 
@@ -299,4 +315,6 @@ def test_exec_store_at_debug_leaks_nothing(
     assert "exited with code 2" in message
     assert "vault-helper: permission denied" in message
 
-    leak_check.assert_clean(secrets, failed.value, mlflow_secrets_auth.get_auth())
+    secrets = with_basic_forms(user, secrets)
+    assert_reprs_clean(secrets)
+    leak_check.assert_clean(secrets, failed.value)

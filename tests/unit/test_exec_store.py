@@ -20,6 +20,7 @@ from mlflow_secrets_auth.errors import (
     ConfigurationError,
     IncompleteConfigurationError,
 )
+from mlflow_secrets_auth.testing import check_store
 
 from support.exec_scripts import program_name, read_pid, running, script_command, wait_gone
 
@@ -412,3 +413,22 @@ def test_every_fetch_runs_the_command_again(tmp_path: Path) -> None:
     )
     store = store_for(command)
     assert [store.fetch().payload for _ in range(3)] == ["token-1", "token-2", "token-3"]
+
+
+def test_passes_the_store_contract_kit(tmp_path: Path) -> None:
+    failing = script_command(
+        tmp_path,
+        "leaky_failure",
+        """
+        import sys
+        print("contract-kit-exec-secret")
+        sys.exit(1)
+        """,
+    )
+    check_store(
+        ExecStore,
+        {VARIABLE: "printf %s contract-kit-exec-secret"},
+        "contract-kit-exec-secret",
+        failing_env={VARIABLE: failing},
+        hanging_env={VARIABLE: "sleep 60"},
+    )

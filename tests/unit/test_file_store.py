@@ -21,6 +21,7 @@ from mlflow_secrets_auth.errors import (
     ConfigurationError,
     IncompleteConfigurationError,
 )
+from mlflow_secrets_auth.testing import check_store
 
 from support.secret_files import SecretVolume, unprivileged
 
@@ -320,3 +321,14 @@ def test_repr_shows_the_path(tmp_path: Path) -> None:
     store.fetch()
     assert str(secret) in repr(store)
     assert "repr-secret-value" not in repr(store) + repr(store.settings)
+
+
+def test_passes_the_store_contract_kit(tmp_path: Path) -> None:
+    volume = SecretVolume(tmp_path / "volume", mode=0o400)
+    volume.write({"token": "contract-kit-file-secret"})
+    check_store(
+        FileStore,
+        {VARIABLE: str(volume.path("token"))},
+        "contract-kit-file-secret",
+        failing_env={VARIABLE: str(volume.root)},  # a directory: listed, never read
+    )
