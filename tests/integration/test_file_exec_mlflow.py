@@ -222,6 +222,7 @@ def credential_script(tmp_path: Path, user: User, *, lifetime_sec: float | None)
             log.write(f"{{started!r}} {{expires!r}}\\n")
         print(json.dumps(body))
         """,
+        fast_start=True,
     )
     (state / "command").write_text(command)
     return invocations
@@ -266,8 +267,9 @@ def test_exec_expires_at_two_seconds_away_is_refreshed_before_then(
     client = MlflowClient()
     deadline = time.monotonic() + 15
     while len(invocations(log)) < 2 and time.monotonic() < deadline:
-        client.search_experiments(max_results=1)  # every request is authenticated
-        time.sleep(0.05)
+        # Back to back, so a request comes soon after the refresh is due (at 80% of the
+        # credential's lifetime); every one of them is authenticated.
+        client.search_experiments(max_results=1)
     rows = invocations(log)
     assert len(rows) >= 2, "the credential was never fetched again"
     (first_start, first_expiry), (second_start, _) = rows[0], rows[1]
