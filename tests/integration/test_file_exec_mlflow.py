@@ -191,11 +191,13 @@ def test_file_store_at_debug_leaks_nothing(
 # --- exec --------------------------------------------------------------------------------------
 
 
-def credential_script(tmp_path: Path, user: User, *, lifetime_sec: float | None) -> Path:
+def credential_script(
+    tmp_path: Path, user: User, *, lifetime_sec: float | None, token: str | None = None
+) -> Path:
     """A command printing the user's credentials as JSON (with ``expires_at`` when a lifetime
-    is given). It reads the current password from a file the test rewrites to rotate, and
-    appends ``<start time> <expires_at>`` to an invocation log, written before anything else
-    so the time is when the plugin started it."""
+    is given): ``token`` if given, else the username and the current password, read from a
+    file the test rewrites to rotate. It appends ``<start time> <expires_at>`` to an invocation
+    log; the time is taken first thing, so it is close to when the plugin started it."""
     state = tmp_path / "exec-state"
     state.mkdir(exist_ok=True)
     (state / "password").write_text(user.password)
@@ -212,7 +214,11 @@ def credential_script(tmp_path: Path, user: User, *, lifetime_sec: float | None)
 
         state = Path({str(state)!r})
         lifetime = {lifetime_sec!r}
-        body = {{"username": {user.username!r}, "password": (state / "password").read_text()}}
+        token = {token!r}
+        if token is None:
+            body = {{"username": {user.username!r}, "password": (state / "password").read_text()}}
+        else:
+            body = {{"token": token}}
         expires = None
         if lifetime is not None:
             expires = started + lifetime
@@ -238,9 +244,9 @@ def invocations(log: Path) -> list[tuple[float, float | None]]:
     return rows
 
 
-def use_exec(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def use_exec(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, mode: str = "basic") -> None:
     monkeypatch.setenv("MLFLOW_SECRETS_AUTH_ENABLE", "exec")
-    monkeypatch.setenv("MLFLOW_EXEC_AUTH_MODE", "basic")
+    monkeypatch.setenv("MLFLOW_EXEC_AUTH_MODE", mode)
     monkeypatch.setenv("MLFLOW_EXEC_COMMAND", (tmp_path / "exec-state" / "command").read_text())
     monkeypatch.setenv("MLFLOW_SECRETS_TIMEOUT_SEC", "20")  # Python's start-up on a busy machine
 
@@ -262,8 +268,13 @@ def test_exec_store_logs_a_run_through_mlflow(
 def test_exec_expires_at_two_seconds_away_is_refreshed_before_then(
     user: User, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    log = credential_script(tmp_path, user, lifetime_sec=2.0)
-    use_exec(monkeypatch, tmp_path)
+    # A bearer token (the test server's tokens file): the server checks it in microseconds,
+    # where a password costs a slow hash whenever its 1 s auth cache lapses, and a request
+    # stuck in that hash could let the short refresh window pass unobserved.
+    token = unique("exec-token")
+    user.server.set_tokens({token: user.username})
+    log = credential_script(tmp_path, user, lifetime_sec=2.0, token=token)
+    use_exec(monkeypatch, tmp_path, mode="bearer")
     client = MlflowClient()
     deadline = time.monotonic() + 15
     while len(invocations(log)) < 2 and time.monotonic() < deadline:
