@@ -22,6 +22,7 @@ from .environment import raw_value as environment_get
 from .errors import ConfigurationError, IncompleteConfigurationError
 from .hosts import HostRule, parse_allowed_hosts
 
+VaultLoginMethod = Literal["token", "approle", "kubernetes", "jwt"]
 BackendName = str
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -33,6 +34,9 @@ DEFAULT_TTL_SEC = 300.0
 DEFAULT_TIMEOUT_SEC = 10.0
 DEFAULT_MAX_STALE_SEC = 3600.0
 DEFAULT_K8S_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+#: Where the Vault CLI keeps the token of `vault login` (its default token helper).
+VAULT_TOKEN_FILE = ".vault-token"
+VAULT_LOGIN_METHODS: tuple[VaultLoginMethod, ...] = ("token", "approle", "kubernetes", "jwt")
 
 GENERAL_VARIABLES: tuple[str, ...] = (
     ENABLE_VARIABLE,
@@ -58,6 +62,17 @@ _LEGACY_VARIABLES: dict[BackendName, tuple[str, ...]] = {
         "MLFLOW_VAULT_K8S_ROLE",
         "MLFLOW_VAULT_K8S_TOKEN_PATH",
         "MLFLOW_VAULT_K8S_MOUNT",
+        "MLFLOW_VAULT_SECRET_ID_PATH",
+        "MLFLOW_VAULT_JWT_ROLE",
+        "MLFLOW_VAULT_JWT_TOKEN_PATH",
+        "MLFLOW_VAULT_JWT_TOKEN",
+        "MLFLOW_VAULT_JWT_MOUNT",
+        "MLFLOW_VAULT_JWT_AUDIENCE",
+        "ACTIONS_ID_TOKEN_REQUEST_URL",
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+        "MLFLOW_VAULT_AUTH_METHOD",
+        "MLFLOW_VAULT_RENEW_TOKEN",
+        "HOME",  # where the Vault CLI's ~/.vault-token is
         "MLFLOW_VAULT_AUTH_MODE",
         "MLFLOW_VAULT_TTL_SEC",
     ),
@@ -128,25 +143,55 @@ class VaultSettings:
     auth_mode: AuthMode = "bearer"
     ttl_sec: float = DEFAULT_TTL_SEC
     timeout_sec: float = DEFAULT_TIMEOUT_SEC
+    #: The login method in use: chosen by MLFLOW_VAULT_AUTH_METHOD or by the order of SPEC §3.
+    login_method: VaultLoginMethod = "token"
     token: str | None = field(default=None, repr=False)
+    #: The Vault CLI's token file, read when the token method has no VAULT_TOKEN.
+    token_file: str | None = None
+    renew_token: bool = False  # MLFLOW_VAULT_RENEW_TOKEN: renew a user-supplied token too
     role_id: str | None = None
     secret_id: str | None = field(default=None, repr=False)
+    secret_id_path: str | None = None
     approle_mount: str = "approle"
     k8s_role: str | None = None
     k8s_token_path: str = DEFAULT_K8S_TOKEN_PATH
     k8s_mount: str = "kubernetes"
+    jwt_role: str | None = None
+    jwt_token: str | None = field(default=None, repr=False)
+    jwt_token_path: str | None = None
+    jwt_mount: str = "jwt"
+    jwt_audience: str | None = None
+    #: GitHub Actions' OIDC token endpoint and its request token (used when no JWT is given).
+    github_oidc_url: str | None = None
+    github_oidc_token: str | None = field(default=None, repr=False)
     namespace: str | None = None
     cacert: str | None = None
     skip_verify: bool = False
     backend_name: BackendName = "vault"
 
     @property
-    def login_method(self) -> Literal["token", "approle", "kubernetes"]:
-        if self.token:
-            return "token"
-        if self.role_id and self.secret_id:
-            return "approle"
-        return "kubernetes"
+    def token_origin(self) -> str:
+        """Where a user-supplied token comes from, as the user would name it."""
+        return "VAULT_TOKEN" if self.token or not self.token_file else self.token_file
+
+    @property
+    def login_description(self) -> str:
+        """The login in words, for logs, errors and `doctor` (names and paths, never values)."""
+        method = self.login_method
+        if method == "token":
+            return f"token login ({self.token_origin})"
+        if method == "approle":
+            source = "MLFLOW_VAULT_SECRET_ID_PATH" if self.secret_id_path else "VAULT_SECRET_ID"
+            return f"AppRole login at auth/{self.approle_mount} (VAULT_ROLE_ID, {source})"
+        if method == "kubernetes":
+            return f"Kubernetes login as role {self.k8s_role} at auth/{self.k8s_mount}"
+        if self.jwt_token_path:
+            source = "MLFLOW_VAULT_JWT_TOKEN_PATH"
+        elif self.jwt_token:
+            source = "MLFLOW_VAULT_JWT_TOKEN"
+        else:
+            source = "the GitHub Actions OIDC token"
+        return f"JWT login as role {self.jwt_role} at auth/{self.jwt_mount} ({source})"
 
     @property
     def identity(self) -> str:
@@ -271,21 +316,104 @@ def _http_url(env: Mapping[str, str], name: str, *, https_only: bool) -> str:
 # --- per backend ---------------------------------------------------------------------------
 
 
+_VAULT_LOGIN_CHOICES = (
+    "VAULT_TOKEN (or AppRole VAULT_ROLE_ID with VAULT_SECRET_ID or MLFLOW_VAULT_SECRET_ID_PATH, "
+    "Kubernetes MLFLOW_VAULT_K8S_ROLE, JWT MLFLOW_VAULT_JWT_ROLE, or the Vault CLI's "
+    "~/.vault-token from `vault login`)"
+)
+
+
+def _vault_token_file(env: Mapping[str, str]) -> str | None:
+    """The Vault CLI's ``~/.vault-token``, when it exists (read again at each use)."""
+    home = _get(env, "HOME") or os.path.expanduser("~")
+    if not home or home == "~":
+        return None
+    path = os.path.join(home, VAULT_TOKEN_FILE)
+    return path if os.path.isfile(path) else None
+
+
+def _github_oidc(env: Mapping[str, str]) -> tuple[str, str] | None:
+    url = _get(env, "ACTIONS_ID_TOKEN_REQUEST_URL")
+    token = _get(env, "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+    return (url, token) if url and token else None
+
+
+def _vault_login_missing(
+    env: Mapping[str, str], method: VaultLoginMethod, token_file: str | None
+) -> list[str]:
+    """What ``method`` still lacks to log in (empty: it can be used)."""
+    missing: list[str] = []
+    if method == "token":
+        if not (_get(env, "VAULT_TOKEN") or token_file):
+            missing.append("VAULT_TOKEN (or the Vault CLI's ~/.vault-token from `vault login`)")
+    elif method == "approle":
+        if not _get(env, "VAULT_ROLE_ID"):
+            missing.append("VAULT_ROLE_ID")
+        if not (_get(env, "VAULT_SECRET_ID") or _get(env, "MLFLOW_VAULT_SECRET_ID_PATH")):
+            missing.append("VAULT_SECRET_ID (or MLFLOW_VAULT_SECRET_ID_PATH)")
+    elif method == "kubernetes":
+        if not _get(env, "MLFLOW_VAULT_K8S_ROLE"):
+            missing.append("MLFLOW_VAULT_K8S_ROLE")
+    else:
+        if not _get(env, "MLFLOW_VAULT_JWT_ROLE"):
+            missing.append("MLFLOW_VAULT_JWT_ROLE")
+        given = _get(env, "MLFLOW_VAULT_JWT_TOKEN_PATH") or _get(env, "MLFLOW_VAULT_JWT_TOKEN")
+        if not (given or _github_oidc(env)):
+            missing.append(
+                "MLFLOW_VAULT_JWT_TOKEN_PATH (or MLFLOW_VAULT_JWT_TOKEN; on GitHub Actions, "
+                "the workflow permission id-token: write)"
+            )
+    return missing
+
+
+def _vault_login_method(
+    env: Mapping[str, str], token_file: str | None
+) -> tuple[VaultLoginMethod | None, list[str]]:
+    """The login method (forced, else the first configured in SPEC §3's order) or what is
+    missing. A half-configured AppRole or JWT login is reported rather than passed over for the
+    token file: the user meant to use it."""
+    forced = _get(env, "MLFLOW_VAULT_AUTH_METHOD")
+    if forced is not None:
+        by_name: dict[str, VaultLoginMethod] = {m: m for m in VAULT_LOGIN_METHODS}
+        chosen = by_name.get(forced.lower())
+        if chosen is None:
+            raise ConfigurationError(
+                f"MLFLOW_VAULT_AUTH_METHOD={forced!r} is not a Vault login method: use one of "
+                f"{', '.join(VAULT_LOGIN_METHODS)}",
+                variable="MLFLOW_VAULT_AUTH_METHOD",
+            )
+        missing = _vault_login_missing(env, chosen, token_file)
+        return (None, missing) if missing else (chosen, [])
+    if _get(env, "VAULT_TOKEN"):
+        return "token", []
+    for candidate in VAULT_LOGIN_METHODS[1:]:
+        if not _vault_login_missing(env, candidate, token_file):
+            return candidate, []
+    attempted: dict[VaultLoginMethod, tuple[str, ...]] = {
+        "approle": ("VAULT_ROLE_ID", "VAULT_SECRET_ID", "MLFLOW_VAULT_SECRET_ID_PATH"),
+        "jwt": ("MLFLOW_VAULT_JWT_ROLE", "MLFLOW_VAULT_JWT_TOKEN", "MLFLOW_VAULT_JWT_TOKEN_PATH"),
+    }
+    for candidate, names in attempted.items():
+        if any(_get(env, name) for name in names):
+            return None, _vault_login_missing(env, candidate, token_file)
+    if token_file:
+        return "token", []
+    return None, [_VAULT_LOGIN_CHOICES]
+
+
+def _one_of(env: Mapping[str, str], first: str, second: str) -> None:
+    if _get(env, first) and _get(env, second):
+        raise ConfigurationError(
+            f"both {first} and {second} are set: set only one of them", variable=second
+        )
+
+
 def load_vault(env: Mapping[str, str], general: GeneralSettings) -> VaultSettings:
     missing = [n for n in ("VAULT_ADDR", "MLFLOW_VAULT_SECRET_PATH") if not _get(env, n)]
-    token = _get(env, "VAULT_TOKEN")
-    role_id, secret_id = _get(env, "VAULT_ROLE_ID"), _get(env, "VAULT_SECRET_ID")
-    k8s_role = _get(env, "MLFLOW_VAULT_K8S_ROLE")
-    if not token and not k8s_role:
-        if role_id and not secret_id:
-            missing.append("VAULT_SECRET_ID")
-        elif secret_id and not role_id:
-            missing.append("VAULT_ROLE_ID")
-        elif not (role_id and secret_id):
-            missing.append(
-                "VAULT_TOKEN (or VAULT_ROLE_ID with VAULT_SECRET_ID, or MLFLOW_VAULT_K8S_ROLE)"
-            )
-    if missing:
+    token_file = _vault_token_file(env)
+    method, login_missing = _vault_login_method(env, token_file)
+    missing += login_missing
+    if missing or method is None:
         raise IncompleteConfigurationError("vault", missing)
     secret_path = (_get(env, "MLFLOW_VAULT_SECRET_PATH") or "").strip("/")
     if "/" not in secret_path:
@@ -293,19 +421,40 @@ def load_vault(env: Mapping[str, str], general: GeneralSettings) -> VaultSetting
             "MLFLOW_VAULT_SECRET_PATH must be <mount>/<path>, e.g. secret/mlflow/auth",
             variable="MLFLOW_VAULT_SECRET_PATH",
         )
+    token = _get(env, "VAULT_TOKEN") if method == "token" else None
+    jwt_token = jwt_token_path = None
+    github = None
+    if method == "approle":
+        _one_of(env, "VAULT_SECRET_ID", "MLFLOW_VAULT_SECRET_ID_PATH")
+    if method == "jwt":
+        _one_of(env, "MLFLOW_VAULT_JWT_TOKEN", "MLFLOW_VAULT_JWT_TOKEN_PATH")
+        jwt_token = _get(env, "MLFLOW_VAULT_JWT_TOKEN")
+        jwt_token_path = _get(env, "MLFLOW_VAULT_JWT_TOKEN_PATH")
+        github = None if jwt_token or jwt_token_path else _github_oidc(env)
     return VaultSettings(
         addr=_http_url(env, "VAULT_ADDR", https_only=False),
         secret_path=secret_path,
         auth_mode=_auth_mode(env, "vault"),
         ttl_sec=_seconds(env, "MLFLOW_VAULT_TTL_SEC", DEFAULT_TTL_SEC, allow_zero=False),
         timeout_sec=general.timeout_sec,
+        login_method=method,
         token=token,
-        role_id=role_id,
-        secret_id=secret_id,
+        token_file=token_file if method == "token" and not token else None,
+        renew_token=parse_bool(env, "MLFLOW_VAULT_RENEW_TOKEN", False),
+        role_id=_get(env, "VAULT_ROLE_ID"),
+        secret_id=_get(env, "VAULT_SECRET_ID") if method == "approle" else None,
+        secret_id_path=_get(env, "MLFLOW_VAULT_SECRET_ID_PATH"),
         approle_mount=(_get(env, "MLFLOW_VAULT_APPROLE_MOUNT") or "approle").strip("/"),
-        k8s_role=k8s_role,
+        k8s_role=_get(env, "MLFLOW_VAULT_K8S_ROLE"),
         k8s_token_path=_get(env, "MLFLOW_VAULT_K8S_TOKEN_PATH") or DEFAULT_K8S_TOKEN_PATH,
         k8s_mount=(_get(env, "MLFLOW_VAULT_K8S_MOUNT") or "kubernetes").strip("/"),
+        jwt_role=_get(env, "MLFLOW_VAULT_JWT_ROLE"),
+        jwt_token=jwt_token,
+        jwt_token_path=jwt_token_path,
+        jwt_mount=(_get(env, "MLFLOW_VAULT_JWT_MOUNT") or "jwt").strip("/"),
+        jwt_audience=_get(env, "MLFLOW_VAULT_JWT_AUDIENCE"),
+        github_oidc_url=github[0] if github else None,
+        github_oidc_token=github[1] if github else None,
         namespace=(_get(env, "VAULT_NAMESPACE") or "").strip("/") or None,
         cacert=_get(env, "VAULT_CACERT"),
         skip_verify=parse_bool(env, "VAULT_SKIP_VERIFY", False),
@@ -416,6 +565,11 @@ class _SettingsCache:
             result = error
         self._state = (keys, values, result)
         return result
+
+    def after_fork_in_child(self) -> None:
+        """A new lock: one held by a parent thread would block the child forever. The snapshot
+        stays (it is replaced whole, never half-written); the child reloads when it differs."""
+        self._lock = threading.Lock()
 
 
 #: Settings for the current environment, rebuilt only when a watched variable changed.

@@ -130,13 +130,29 @@ def test_wrong_vault_port_fails_at_connect_as_refused(
         assert checks[later]["detail"].startswith("not run because Vault at http://127.0.0.1")
 
 
-def test_bad_token_fails_at_read_with_permission_denied(
+def test_bad_token_fails_at_login_as_expired_or_invalid(
     configure: Configure, stored: Callable[[dict[str, Any]], str]
 ) -> None:
     configure(stored({"token": "t-1234"}), VAULT_TOKEN="s.not-a-real-token")
     code, checks, _ = doctor()
     assert code == 1
     assert statuses(checks)["backend_reachable"] == "passed"
+    login = checks["login"]
+    assert login["status"] == "failed"
+    assert "token from VAULT_TOKEN" in login["detail"]
+    assert "expired" in login["detail"]
+    assert "VAULT_TOKEN" in login["fix"]
+    assert checks["secret_read"]["detail"] == "not run because the login failed"
+
+
+def test_token_without_permission_fails_at_read_with_permission_denied(
+    openbao: OpenBaoServer, configure: Configure, stored: Callable[[dict[str, Any]], str]
+) -> None:
+    policy = unique("nothing")
+    openbao.create_policy(policy, 'path "secret/data/other" { capabilities = ["read"] }')
+    configure(stored({"token": "t-1234"}), VAULT_TOKEN=openbao.create_token([policy]))
+    code, checks, _ = doctor()
+    assert code == 1
     assert statuses(checks)["login"] == "passed"
     read = checks["secret_read"]
     assert read["status"] == "failed"

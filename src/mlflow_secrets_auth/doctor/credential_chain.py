@@ -114,7 +114,7 @@ def _report_backend_error(run: _Run, settings: BackendSettings, error: BackendEr
         _skip_rest(run, ("secret_read",), "the login failed")
         return
     if isinstance(settings, VaultSettings) and settings.login_method == "token":
-        login = "token login (VAULT_TOKEN): no separate login step; the read checks the token"
+        login = f"{settings.login_description}: no separate login step; the read checks the token"
     else:
         login = _login_passed(settings)
     run.add(Check("login", "Login", "passed", login))

@@ -26,12 +26,7 @@ def _describe(settings: BackendSettings) -> str:
 
 
 def _vault_login(settings: VaultSettings) -> str:
-    method = settings.login_method
-    if method == "token":
-        return "token login (VAULT_TOKEN)"
-    if method == "approle":
-        return f"AppRole login at auth/{settings.approle_mount} (VAULT_ROLE_ID, VAULT_SECRET_ID)"
-    return f"Kubernetes login as role {settings.k8s_role} at auth/{settings.k8s_mount}"
+    return settings.login_description
 
 
 def _target(settings: BackendSettings) -> str:
@@ -43,7 +38,7 @@ def _target(settings: BackendSettings) -> str:
 def _login_passed(settings: BackendSettings) -> str:
     if isinstance(settings, VaultSettings):
         if settings.login_method == "token":
-            return "token login (VAULT_TOKEN): Vault accepted the token for the read"
+            return f"{settings.login_description}: Vault accepted the token for the read"
         return f"{_vault_login(settings)} succeeded"
     return f"{settings.endpoint()} accepted the store's credentials"
 
