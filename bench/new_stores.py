@@ -5,8 +5,10 @@
 - cache miss, store reused: the plugin's fetch after its cache was dropped (for the file store
   that is one ``stat`` of an unchanged file) against the same bare call;
 - store only: a new store's first ``fetch()``, called directly, without the plugin around it.
-Printed, never asserted. Two commands for exec: coreutils' ``printf`` (the cheapest command there
-is, so the store's own overhead shows) and a Python script (what a real CLI costs at least).
+
+Each figure is a median of runs alternating with the bare call. Printed, never asserted. Two
+commands for exec: coreutils' ``printf`` (the cheapest command there is, so the store's own
+overhead shows) and a Python script (what a real CLI costs at least).
 """
 
 from __future__ import annotations
@@ -29,34 +31,46 @@ from _common import ROOT
 sys.path.insert(0, str(ROOT / "tests"))
 from support.secret_files import SecretVolume
 
-RUNS = 31
+RUNS = 41
 URL = "http://127.0.0.1:5000/api/2.0/mlflow/runs/log-metric"
 
 
-def median_ms(action: Callable[[], object], before: Callable[[], object] = lambda: None) -> float:
-    samples = []
+def paired_ms(
+    ours: Callable[[], object], bare: Callable[[], object], before: Callable[[], object]
+) -> tuple[float, float]:
+    """Medians of ``ours`` (after ``before``) and ``bare``, sampled alternately, so that the
+    load of a shared machine drifts over both alike."""
+    mine, theirs = [], []
     for _ in range(RUNS):
         before()
         start = time.perf_counter()
-        action()
-        samples.append((time.perf_counter() - start) * 1000)
-    return statistics.median(samples)
+        ours()
+        mine.append((time.perf_counter() - start) * 1000)
+        start = time.perf_counter()
+        bare()
+        theirs.append((time.perf_counter() - start) * 1000)
+    return statistics.median(mine), statistics.median(theirs)
 
 
 def prepared() -> requests.PreparedRequest:
     return requests.Request("POST", URL, json={"key": "loss", "value": 0.1}).prepare()
 
 
-def line(label: str, ours: float, bare: float, who: str = "plugin") -> str:
+def line(label: str, figures: tuple[float, float], who: str = "plugin") -> str:
+    ours, bare = figures
     return f"  {label}: {who} {ours:7.3f} ms | bare {bare:7.3f} ms | ratio {ours / bare:5.2f}"
 
 
-def measure(name: str, env: dict[str, str], bare: Callable[[], object], store_fetch: float) -> None:
+def measure(name: str, store_class: type, env: dict[str, str], bare: Callable[[], object]) -> None:
     from mlflow_secrets_auth import SecretsAuthProviderFactory, runtime
+    from mlflow_secrets_auth.backends.base import CommonSettings
 
-    bare_ms = median_ms(bare)
     print(name)
-    print(line("store only", store_fetch, bare_ms, who="store"), flush=True)
+    common = CommonSettings(store_class.name, "auto", 300.0, 10.0)
+    settings = store_class.load_settings(env, common)
+    # A new store's first fetch, without the plugin's settings, cache and parsing around it.
+    store_only = paired_ms(lambda: store_class(settings).fetch(), bare, lambda: None)
+    print(line("store only", store_only, who="store"), flush=True)
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -65,11 +79,10 @@ def measure(name: str, env: dict[str, str], bare: Callable[[], object], store_fe
         def plugin_request() -> None:
             factory.get_auth()(prepared())  # type: ignore[misc]
 
-        plugin_cold = median_ms(plugin_request, before=runtime.reset)
+        print(line("cold", paired_ms(plugin_request, bare, runtime.reset)))
         plugin_request()
-        plugin_miss = median_ms(plugin_request, before=runtime.CACHE.clear)
-        print(line("cold", plugin_cold, bare_ms))
-        print(line("cache miss, store reused", plugin_miss, bare_ms))
+        miss = paired_ms(plugin_request, bare, runtime.CACHE.clear)
+        print(line("cache miss, store reused", miss))
     finally:
         for key, value in saved.items():
             if value is None:
@@ -77,15 +90,6 @@ def measure(name: str, env: dict[str, str], bare: Callable[[], object], store_fe
             else:
                 os.environ[key] = value
         runtime.reset()
-
-
-def store_fetch_ms(store_class: type, env: dict[str, str]) -> float:
-    """A new store's first ``fetch()``, the plugin's settings, cache and parsing left out."""
-    from mlflow_secrets_auth.backends.base import CommonSettings
-
-    common = CommonSettings(store_class.name, "auto", 300.0, 10.0)
-    settings = store_class.load_settings(env, common)
-    return median_ms(lambda: store_class(settings).fetch())
 
 
 def file_store(folder: Path) -> None:
@@ -106,9 +110,9 @@ def file_store(folder: Path) -> None:
 
     measure(
         "file (a Kubernetes-style Secret volume; bare: open, read, json.loads)",
+        FileStore,
         env,
         bare,
-        store_fetch_ms(FileStore, env),
     )
 
 
@@ -132,7 +136,7 @@ def exec_store(folder: Path) -> None:
             done = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL, check=True)
             return done.stdout
 
-        measure(f"{name}; bare: subprocess.run", env, bare, store_fetch_ms(ExecStore, env))
+        measure(f"{name}; bare: subprocess.run", ExecStore, env, bare)
 
 
 def main() -> int:
