@@ -67,6 +67,11 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPath
         if name.startswith(_CLEARED_PREFIXES) or name in _CLEARED_NAMES:
             monkeypatch.delenv(name, raising=False)
     missing = tmp_path_factory.getbasetemp() / "clean-env-no-aws"  # never created
+    # No developer's ~/.config/mlflow-secrets-auth/config.toml or ~/.vault-token either.
+    home = tmp_path_factory.getbasetemp() / "clean-env-home"
+    home.mkdir(exist_ok=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(missing / "config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(missing / "credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")

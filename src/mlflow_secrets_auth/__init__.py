@@ -11,11 +11,11 @@ __version__ = "0.1.0"
 __all__ = ["SecretsAuthProviderFactory", "__version__", "get_auth"]
 
 if TYPE_CHECKING:
-    from .auth import SecretsAuth
+    from .auth import PluginAuth
     from .plugin import SecretsAuthProviderFactory
 
 
-def get_auth() -> SecretsAuth:
+def get_auth() -> PluginAuth:
     """A ``requests`` auth object for direct use: ``requests.get(url, auth=get_auth())``.
 
     Raises ConfigurationError when no backend is enabled or the configuration is unusable.

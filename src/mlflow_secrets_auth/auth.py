@@ -26,6 +26,7 @@ from .credentials import Credential
 from .errors import HostNotAllowedError, LoginPageError
 from .hosts import HostPolicy, Origin, origin_of
 from .log import get_logger
+from .profiles import ENV_PROFILE, ProfileSet
 from .source import CredentialSource
 
 logger = get_logger(__name__)
@@ -103,6 +104,10 @@ class SecretsAuth(AuthBase):
         self._custom = header_name is not None
         self._raise_on_login_page = raise_on_login_page
         self._confirmed: str | None = None  # fingerprint of the last credential a server accepted
+
+    def check(self, url: str) -> Origin:
+        """The origin of ``url`` if this credential may go there; HostNotAllowedError if not."""
+        return self.policy.check(url)
 
     def __call__(self, r: PreparedRequest) -> PreparedRequest:
         url = r.url or ""
@@ -325,3 +330,82 @@ class SecretsAuth(AuthBase):
 
     def __repr__(self) -> str:
         return f"SecretsAuth(provider={self.source.provider}, header={self.header})"
+
+
+_ROUTE_CACHE_SIZE = 256
+
+
+class ProfileAuth(AuthBase):
+    """Several profiles (SPEC §11): each request goes to the auth object of the profile whose
+    hosts match its origin, and carries that profile's credential only.
+
+    The choice is made once per origin. Each profile's :class:`SecretsAuth` then applies its own
+    host rules, the http and proxy rule, the 401 and login-page replay and the redirect
+    stripping, so a redirect from one profile's host to another's carries neither credential
+    (requests does not re-apply an auth object to a redirected request).
+    """
+
+    def __init__(self, profiles: ProfileSet, auths: dict[str, SecretsAuth]) -> None:
+        self.profiles = profiles
+        self.auths = auths
+        self._routes: dict[str, SecretsAuth | HostNotAllowedError] = {}
+
+    def route(self, url: str) -> SecretsAuth:
+        """The auth object of the profile that serves ``url``'s origin."""
+        end = url.find("/", 8)  # past "https://"; the origin part holds no "/"
+        prefix = url if end < 0 else url[:end]
+        found = self._routes.get(prefix)
+        if found is None:
+            origin = origin_of(url)
+            profile = self.profiles.select(origin.host, origin.port)
+            if profile is not None:
+                found = self.auths[profile.name]
+            else:
+                host_port = str(origin).split("://", 1)[1]
+                found = HostNotAllowedError(
+                    f"Host not allowed: {host_port} matches no profile's hosts "
+                    f"({self.profiles.summary()}). Add it to the hosts of a profile in "
+                    f"{self.profiles.path} if credentials should go there",
+                    origin.host,
+                )
+            if len(self._routes) >= _ROUTE_CACHE_SIZE:
+                self._routes.clear()
+            self._routes[prefix] = found
+        if isinstance(found, HostNotAllowedError):
+            logger.warning("Host not allowed: %s (no profile names it)", found.host)
+            raise HostNotAllowedError(str(found), found.host)
+        return found
+
+    def check(self, url: str) -> Origin:
+        auth = self.route(url)
+        try:
+            return auth.check(url)
+        except HostNotAllowedError as refused:
+            raise self._explained(refused, auth) from None
+
+    def __call__(self, r: PreparedRequest) -> PreparedRequest:
+        auth = self.route(r.url or "")
+        try:
+            return auth(r)
+        except HostNotAllowedError as refused:
+            raise self._explained(refused, auth) from None
+
+    def _explained(self, refused: HostNotAllowedError, auth: SecretsAuth) -> HostNotAllowedError:
+        """The env profile refused a host no file profile names: say that too."""
+        if auth is not self.auths.get(ENV_PROFILE):
+            return refused
+        return HostNotAllowedError(
+            f"{refused} (no profile in {self.profiles.path} names it either)", refused.host
+        )
+
+    @property
+    def source(self) -> CredentialSource:
+        """The first profile's source (a convenience for diagnostics)."""
+        return next(iter(self.auths.values())).source
+
+    def __repr__(self) -> str:
+        return f"ProfileAuth(profiles={', '.join(self.auths)})"
+
+
+#: What the plugin hands to MLflow: one profile's auth object, or the router over several.
+PluginAuth = SecretsAuth | ProfileAuth

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .auth import SecretsAuth
+    from .auth import PluginAuth
 
 PROVIDER_NAME = "mlflow_secrets_auth"
 
@@ -21,7 +21,7 @@ class SecretsAuthProviderFactory:
     def get_name(self) -> str:
         return PROVIDER_NAME
 
-    def get_auth(self) -> SecretsAuth | None:
+    def get_auth(self) -> PluginAuth | None:
         """The auth object for the current environment, or None when no backend is enabled."""
         from .runtime import current_auth
 
@@ -29,11 +29,13 @@ class SecretsAuthProviderFactory:
         self.get_auth = current_auth  # type: ignore[method-assign]
         return current_auth()
 
-    def get_request_auth(self, url: str) -> SecretsAuth | None:
+    def get_request_auth(self, url: str) -> PluginAuth | None:
         """Like get_auth, but refuses up front when ``url`` may not receive credentials."""
-        auth = self.get_auth()
+        from .runtime import current_auth
+
+        auth = current_auth()
         if auth is not None:
-            auth.policy.check(url)
+            auth.check(url)
         return auth
 
     def __repr__(self) -> str:

@@ -51,6 +51,8 @@ from typing import Any
 
 from .backends import StoreUnavailableError, load_store, store_names
 from .backends.base import Variable
+from .environment import encode_names, snapshot
+from .environment import raw_value as environment_get
 from .errors import ConfigurationError, IncompleteConfigurationError
 from .hosts import HostRule, parse_rule
 from .log import get_logger
@@ -59,7 +61,9 @@ from .settings import (
     GeneralSettings,
     load_general,
     load_store_settings,
+    parse_enabled,
     store_prefix,
+    watched_variables,
 )
 from .values import text
 
@@ -900,3 +904,96 @@ def load_profiles(
     reader = profile_file if source is None else source
     document = reader.read(config_path(env), explicit=config_is_explicit(env))
     return build_profiles(document, env, general)
+
+
+# --- the configuration in force ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Configuration:
+    """One reading of the environment and the file: what the runtime builds auth objects from."""
+
+    general: GeneralSettings
+    profiles: ProfileSet
+
+
+_NOT_LOADED = ConfigurationError("not loaded")
+
+
+class ConfigurationCache:
+    """The configuration, rebuilt only when a watched variable or the file changed.
+
+    Per request this costs one snapshot comparison of the watched variables and, with a file,
+    :meth:`ProfileFile.unchanged` (a clock call within the one-second check interval). The
+    state is one tuple, replaced as a whole, so a reader never mixes two loads.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state: tuple[
+            tuple[object, ...],
+            tuple[object, ...],
+            ConfigDocument | None,
+            Configuration | ConfigurationError,
+        ] = ((), (object(),), None, _NOT_LOADED)
+
+    def current(self) -> Configuration:
+        keys, values, document, result = self._state
+        if tuple(map(environment_get, keys)) != values or (
+            document is not None and not profile_file.unchanged(document)
+        ):
+            with self._lock:
+                _, _, _, result = self._state = self._reload()
+        if isinstance(result, ConfigurationError):
+            raise result.with_traceback(None)  # a fresh traceback each time; no growth
+        return result
+
+    def _reload(
+        self,
+    ) -> tuple[
+        tuple[object, ...],
+        tuple[object, ...],
+        ConfigDocument | None,
+        Configuration | ConfigurationError,
+    ]:
+        env = os.environ
+        try:
+            enabled: tuple[str, ...] | None = parse_enabled(env)
+        except ConfigurationError:
+            enabled = None
+        names = list(dict.fromkeys((*watched_variables(enabled), *FILE_VARIABLES)))
+        keys = encode_names(tuple(names))
+        values = snapshot(keys)  # taken first: a change after it reloads again
+        document: ConfigDocument | None = None
+        result: Configuration | ConfigurationError
+        try:
+            general = load_general(env)
+            profiles = load_profiles(env, general)
+        except ProfileError as error:
+            # A bad file: a document that never matches, so the next request looks again
+            # (ProfileFile answers from its one-second memory until the file changes).
+            document = ConfigDocument(error.path or config_path(env), False, None)
+            result = error
+        except ConfigurationError as error:
+            result = error
+        else:
+            document = profiles.document
+            extra = tuple(n for n in profiles.watched if n not in names)
+            if extra:
+                keys = keys + encode_names(extra)
+                values = values + snapshot(encode_names(extra))
+            result = Configuration(general, profiles)
+        return keys, values, document, result
+
+    def reset(self) -> None:
+        """Forget the loaded configuration (tests)."""
+        self._state = ((), (object(),), None, _NOT_LOADED)
+
+    def after_fork_in_child(self) -> None:
+        """A new lock: one held by a parent thread would block the child forever. The loaded
+        configuration stays; the child reloads when something differs."""
+        self._lock = threading.Lock()
+
+
+#: The configuration for this process's environment and file.
+configuration_cache = ConfigurationCache()

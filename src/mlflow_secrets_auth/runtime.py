@@ -1,4 +1,5 @@
-"""The process-wide state: one cache, one backend per configuration, one auth per environment.
+"""The process-wide state: one cache, one backend per store configuration, one auth object per
+configuration (the environment and the profiles file).
 
 It is also where a forked child (multiprocessing, DataLoader workers, gunicorn) gets state of its
 own (SPEC §6): see :func:`after_fork_in_child`.
@@ -12,7 +13,7 @@ import weakref
 
 from cachetools import LRUCache
 
-from .auth import SecretsAuth
+from .auth import PluginAuth, ProfileAuth, SecretsAuth
 from .backends import create_store
 from .backends.base import Backend
 from .cache import CacheStats, CredentialCache
@@ -20,7 +21,8 @@ from .clear_marker import MARKER
 from .hosts import HostPolicy
 from .log import after_fork_in_child as _log_after_fork_in_child
 from .log import configure_from_env, get_logger
-from .settings import BackendSettings, Settings, settings_cache
+from .profiles import ENV_PROFILE, Configuration, Profile, configuration_cache, profile_file
+from .settings import BackendSettings, GeneralSettings
 from .source import CredentialSource
 
 logger = get_logger(__name__)
@@ -48,7 +50,7 @@ class _ClosingLRU(LRUCache[BackendSettings, Backend]):
 
 
 _backends: _ClosingLRU = _ClosingLRU(maxsize=8)
-_current: tuple[Settings, SecretsAuth | None] | None = None
+_current: tuple[Configuration, PluginAuth | None] | None = None
 # Every auth object handed out, also those a caller keeps (``get_auth()`` before a fork).
 _auths: weakref.WeakSet[SecretsAuth] = weakref.WeakSet()
 # A forked child's inherited backends: kept referenced, never used, never closed (see below).
@@ -64,50 +66,68 @@ def backend_for(settings: BackendSettings) -> Backend:
         return backend
 
 
-def build_auth(settings: Settings) -> SecretsAuth | None:
-    if settings.backend is None:
-        return None
-    for skipped in settings.skipped:
-        logger.debug("Skipping %s: %s", getattr(skipped, "backend", "a backend"), skipped)
-    general = settings.general
+def profile_auth(profile: Profile, general: GeneralSettings) -> SecretsAuth:
+    """The auth object for one profile: its store behind the shared cache, its host rules.
+
+    The ``env`` profile's store is created now, so a missing SDK fails the first request as it
+    always did; a file profile's store is created at its first fetch, so one profile's missing
+    SDK never stops the others.
+    """
+    settings = profile.settings
+    backend = backend_for(settings) if profile.rules is None else None
     source = CredentialSource(
-        backend_for(settings.backend),
-        settings.backend,
-        CACHE,
-        general.max_stale_sec,
-        connect=backend_for,
+        backend, settings, CACHE, profile.max_stale_sec, connect=backend_for, profile=profile.name
     )
-    policy = HostPolicy(general.allowed_hosts, general.allow_http)
-    auth = SecretsAuth(source, policy, general.header_name)
+    rules = general.allowed_hosts if profile.rules is None else profile.rules
+    auth = SecretsAuth(source, HostPolicy(rules, profile.allow_http), profile.header_name)
     _auths.add(auth)
     return auth
 
 
-def current_auth() -> SecretsAuth | None:
-    """The auth object for the current environment; None when no backend is enabled.
+def build_auth(configuration: Configuration) -> PluginAuth | None:
+    profiles = configuration.profiles
+    for skipped in profiles.env_skipped:
+        logger.debug("Skipping %s: %s", getattr(skipped, "backend", "a backend"), skipped)
+    if not profiles.profiles:
+        return None
+    auths = {p.name: profile_auth(p, configuration.general) for p in profiles.profiles}
+    if tuple(auths) == (ENV_PROFILE,):
+        return auths[ENV_PROFILE]  # the environment alone: one credential, as always
+    return ProfileAuth(profiles, auths)
 
-    Raises ConfigurationError when a backend is enabled but cannot be used, so MLflow never
-    sends an unauthenticated request by mistake.
+
+def current_auth() -> PluginAuth | None:
+    """The auth object for the current configuration; None when nothing is enabled.
+
+    Raises ConfigurationError when a store is enabled but cannot be used, or the profiles file
+    is wrong, so MLflow never sends an unauthenticated request by mistake.
     """
     global _current
-    settings = settings_cache.current()
+    configuration = configuration_cache.current()
     state = _current
-    if state is not None and (state[0] is settings or state[0] == settings):
-        if state[0] is not settings:
-            _current = (settings, state[1])
+    if state is not None and state[0] is configuration:
         return state[1]
     configure_from_env()
-    auth = build_auth(settings)
+    auth = build_auth(configuration)
     if auth is None:
         logger.debug(
-            "No secrets backend enabled (set MLFLOW_SECRETS_AUTH_ENABLE): plugin inactive, "
-            "requests are sent without plugin credentials"
+            "No secrets backend enabled (set MLFLOW_SECRETS_AUTH_ENABLE or define profiles in "
+            "%s): plugin inactive, requests are sent without plugin credentials",
+            configuration.profiles.path,
+        )
+    elif isinstance(auth, ProfileAuth):
+        logger.debug(
+            "Using %s",
+            "; ".join(
+                f"profile {name}: {a.source.provider} (auth_mode={a.source.settings.auth_mode})"
+                for name, a in auth.auths.items()
+            ),
         )
     else:
         logger.debug(
             "Using %s (auth_mode=%s)", auth.source.provider, auth.source.settings.auth_mode
         )
-    _current = (settings, auth)
+    _current = (configuration, auth)
     return auth
 
 
@@ -116,6 +136,8 @@ def reset() -> None:
     global _current
     CACHE.clear()
     CACHE.stats = CacheStats()
+    configuration_cache.reset()
+    profile_file.reset()
     with _lock:
         backends = list(_backends.values())
         _backends.clear()
@@ -149,7 +171,7 @@ def after_fork_in_child() -> None:
         if backend is not None:
             _inherited.append(backend)
         auth.policy.after_fork_in_child()
-    settings_cache.after_fork_in_child()
+    configuration_cache.after_fork_in_child()
     MARKER.after_fork_in_child()
     _log_after_fork_in_child()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -17,8 +16,6 @@ from urllib.parse import urlsplit
 
 from .backends import BUILTIN_ORDER, StoreUnavailableError, load_store, store_names
 from .backends.base import AuthMode, CommonSettings, StoreSettings
-from .environment import encode_names, snapshot
-from .environment import raw_value as environment_get
 from .errors import ConfigurationError, IncompleteConfigurationError
 from .hosts import HostRule, parse_allowed_hosts
 
@@ -527,50 +524,3 @@ def load_settings(env: Mapping[str, str]) -> Settings:
 def watched_variables(enabled: tuple[BackendName, ...] | None) -> tuple[str, ...]:
     """What can change the outcome: the general variables and those of enabled backends."""
     return known_variables(enabled)
-
-
-class _SettingsCache:
-    """Reloads settings only when a watched variable changed since the last load.
-
-    The state is one tuple (watched keys, their values, the result), replaced as a whole, so a
-    reader never pairs one load's values with another load's result.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._state: tuple[tuple[object, ...], tuple[object, ...], Settings | ConfigurationError]
-        # The placeholder values match no snapshot, so the first call loads.
-        self._state = ((), (object(),), ConfigurationError("not loaded"))
-
-    def current(self) -> Settings:
-        keys, values, result = self._state
-        if tuple(map(environment_get, keys)) != values:  # snapshot(), inline
-            with self._lock:
-                result = self._reload()
-        if isinstance(result, ConfigurationError):
-            raise result.with_traceback(None)  # a fresh traceback each time; no growth
-        return result
-
-    def _reload(self) -> Settings | ConfigurationError:
-        try:
-            enabled: tuple[BackendName, ...] | None = parse_enabled(os.environ)
-        except ConfigurationError:
-            enabled = None
-        keys = encode_names(watched_variables(enabled))
-        values = snapshot(keys)  # taken first: a change after it reloads again
-        result: Settings | ConfigurationError
-        try:
-            result = load_settings(os.environ)
-        except ConfigurationError as error:
-            result = error
-        self._state = (keys, values, result)
-        return result
-
-    def after_fork_in_child(self) -> None:
-        """A new lock: one held by a parent thread would block the child forever. The snapshot
-        stays (it is replaced whole, never half-written); the child reloads when it differs."""
-        self._lock = threading.Lock()
-
-
-#: Settings for the current environment, rebuilt only when a watched variable changed.
-settings_cache = _SettingsCache()

@@ -22,13 +22,15 @@ class CredentialSource:
 
     def __init__(
         self,
-        backend: Backend,
+        backend: Backend | None,
         settings: BackendSettings,
         cache: CredentialCache,
         max_stale_sec: float = 0.0,
         connect: Callable[[BackendSettings], Backend] | None = None,
+        profile: str = "env",
     ) -> None:
         self._backend: Backend | None = backend
+        self.profile = profile
         self._connect = connect
         self.settings = settings
         self.cache = cache
@@ -122,4 +124,6 @@ class CredentialSource:
         raise failure
 
     def __repr__(self) -> str:
-        return f"CredentialSource(provider={self.provider}, key={self.key!r})"
+        return (
+            f"CredentialSource(profile={self.profile}, provider={self.provider}, key={self.key!r})"
+        )

@@ -20,7 +20,7 @@ import pytest
 from mlflow_secrets_auth import log, runtime
 from mlflow_secrets_auth.clear_marker import MARKER
 from mlflow_secrets_auth.credentials import Credential
-from mlflow_secrets_auth.settings import settings_cache
+from mlflow_secrets_auth.profiles import configuration_cache
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
 
@@ -48,7 +48,7 @@ class HeldEverywhere:
         self.release = threading.Event()
         self.locks = [
             runtime._lock,
-            settings_cache._lock,
+            configuration_cache._lock,
             MARKER._lock,
             log._lock,
             auth.policy._lock,
