@@ -7,6 +7,7 @@ of error statuses (503, 429, 412, ...) before the real server is reached again.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections import Counter
@@ -18,6 +19,11 @@ import requests
 from .ports import LOOPBACK, StartStop
 
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
+
+
+def digest(value: str) -> str:
+    """How a test compares a header value with what a proxy saw, without holding it in clear."""
+    return hashlib.sha256(value.encode()).hexdigest()
 
 
 @dataclass
@@ -39,6 +45,8 @@ class CountingProxy(StartStop):
         self._faults: list[_Fault] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        #: Digests of the Authorization values forwarded (never the values: test output).
+        self.authorizations: set[str] = set()
 
     # -- fault injection -----------------------------------------------------------------------
 
@@ -96,8 +104,11 @@ class CountingProxy(StartStop):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 path = self.path.split("?", 1)[0]
+                authorization = self.headers.get("Authorization")
                 with proxy._lock:
                     proxy.counts[(self.command, path)] += 1
+                    if authorization is not None:
+                        proxy.authorizations.add(digest(authorization))
                 delay, fault = proxy._injected(path)
                 if delay:
                     time.sleep(delay)
