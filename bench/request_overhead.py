@@ -57,11 +57,20 @@ def batch_seconds(auth_for_request: Callable[[], AuthBase] | None) -> float:
     return time.perf_counter() - start
 
 
+STORES = (
+    "vault",
+    "aws-secrets-manager",
+    "azure-key-vault",
+    "gcp-secret-manager",
+    "file",
+    "exec",
+)
+#: Profiles from a configuration file: one, and twenty of which ten are patterns (issue 9).
+PROFILE_CASES = ("profiles: 1", "profiles: 20")
 CALLGRIND_CASES = (
     "request only",
-    "ours: vault",
-    "ours: aws-secrets-manager",
-    "ours: azure-key-vault",
+    *(f"ours: {store}" for store in STORES),
+    *PROFILE_CASES,
     "basic construct+apply",
     "basic apply only",
 )
@@ -85,7 +94,35 @@ _BACKEND_ENV = {
         "MLFLOW_AZURE_SECRET_NAME": "bench",
         "MLFLOW_AZURE_AUTH_MODE": "basic",
     },
+    "gcp-secret-manager": {
+        "MLFLOW_GCP_SECRET_NAME": "projects/bench/secrets/mlflow",
+        "MLFLOW_GCP_AUTH_MODE": "basic",
+    },
+    "file": {"MLFLOW_FILE_SECRET_PATH": "/run/secrets/mlflow", "MLFLOW_FILE_AUTH_MODE": "basic"},
+    "exec": {"MLFLOW_EXEC_COMMAND": "op read op://ml/mlflow", "MLFLOW_EXEC_AUTH_MODE": "basic"},
 }
+
+
+def write_profiles(count: int) -> str:
+    """A configuration file with ``count`` file-store profiles; half of them patterns, and the
+    one that serves 127.0.0.1:5000 last, so selection has to look at every other one first."""
+    import tempfile
+
+    lines = []
+    for i in range(count - 1):
+        host = f"*.team{i}.example" if i % 2 == 0 else f"mlflow{i}.example"
+        lines.append(
+            f'[profiles.p{i}]\nhosts = ["{host}"]\nbackend = "file"\n'
+            f'secret_path = "/run/secrets/p{i}"\nauth_mode = "basic"\n'
+        )
+    lines.append(
+        '[profiles.bench]\nhosts = ["127.0.0.1:5000"]\nbackend = "file"\n'
+        'secret_path = "/run/secrets/bench"\nauth_mode = "basic"\n'
+    )
+    handle, path = tempfile.mkstemp(suffix=".toml")
+    with os.fdopen(handle, "w") as out:
+        out.write("\n".join(lines))
+    return path
 
 
 def callgrind_child(case: str, n: int) -> None:
@@ -93,22 +130,21 @@ def callgrind_child(case: str, n: int) -> None:
     from mlflow_secrets_auth import SecretsAuthProviderFactory, runtime
     from mlflow_secrets_auth.credentials import Credential
 
-    backend = case.split(": ", 1)[1] if case.startswith("ours: ") else "vault"
-    os.environ.update(
-        {
-            "MLFLOW_SECRETS_AUTH_ENABLE": backend,
-            "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000",
-            **_BACKEND_ENV[backend],
-        }
-    )
+    os.environ["MLFLOW_TRACKING_URI"] = "http://127.0.0.1:5000"
+    if case in PROFILE_CASES:
+        os.environ["MLFLOW_SECRETS_CONFIG"] = write_profiles(int(case.split(": ")[1]))
+    else:
+        backend = case.split(": ", 1)[1] if case.startswith("ours: ") else "vault"
+        os.environ.update({"MLFLOW_SECRETS_AUTH_ENABLE": backend, **_BACKEND_ENV[backend]})
     factory = SecretsAuthProviderFactory()
     auth = factory.get_auth()
     assert auth is not None
-    runtime.CACHE.get(auth.source.key, 300, lambda: Credential("basic", "pw-123", "bench"))
+    route = auth.route(BASE.url or "") if hasattr(auth, "route") else auth
+    runtime.CACHE.get(route.source.key, 300, lambda: Credential("basic", "pw-123", "bench"))
     basic = HTTPBasicAuth("bench", "pw-123")
     per_case: dict[str, Callable[[], object]] = {
         "request only": fresh,
-        f"ours: {backend}": lambda: factory.get_auth()(fresh()),  # type: ignore[misc]
+        case: lambda: factory.get_auth()(fresh()),  # type: ignore[misc]
         "basic construct+apply": lambda: HTTPBasicAuth("bench", "pw-123")(fresh()),
         "basic apply only": lambda: basic(fresh()),
     }
@@ -154,13 +190,18 @@ def report_instructions() -> None:
     print("CPU instructions added per request (callgrind; exact and repeatable)")
     for case, value in added.items():
         print(f"  {case:<40} {value:8.0f}")
-    for backend in ("vault", "aws-secrets-manager", "azure-key-vault"):
-        ours = added[f"ours: {backend}"]
+    for name in (*(f"ours: {store}" for store in STORES), *PROFILE_CASES):
+        ours = added[name]
         for case in ("basic construct+apply", "basic apply only"):
             print(
-                f"  {backend:<20} ratio vs HTTPBasicAuth {case[6:]:<17} "
+                f"  {name:<26} ratio vs HTTPBasicAuth {case[6:]:<17} "
                 f"{ours / added[case]:5.2f}x  (goal <= 2x)"
             )
+    vault = added["ours: vault"]
+    for store in STORES[1:]:
+        print(f"  {store:<26} vs vault: {added[f'ours: {store}'] / vault:5.2f}x  (goal: equal)")
+    one, twenty = (added[name] for name in PROFILE_CASES)
+    print(f"  20 profiles vs 1 profile: {twenty / one:5.2f}x  (goal: within 10%)")
 
 
 def main() -> int:
