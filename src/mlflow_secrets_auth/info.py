@@ -210,14 +210,28 @@ def cache_statistics() -> dict[str, object]:
     }
 
 
+def backend_problem(name: str, missing: tuple[str, ...], sdk_ok: bool) -> str:
+    """Everything that keeps an enabled backend from being used, in one sentence: missing
+    variables and a missing SDK together, so one round of fixes is enough."""
+    from .backends import install_command, sdk_missing, sdk_module
+
+    if not missing:
+        return sdk_missing(name)
+    text = f"{name}: {' and '.join(missing)} not set"
+    if not sdk_ok:
+        text += f", and its SDK ({sdk_module(name)}) is not installed: {install_command(name)}"
+    return text
+
+
 def collect_info(environ: Mapping[str, str] | None = None) -> dict[str, object]:
     """Everything ``info`` shows, as JSON-ready data. ``ok`` is the exit status's basis.
 
     ``ok`` means installed and configured: the entry point is registered, a backend is chosen
-    and its SDK is installed.
+    and its SDK is installed. Otherwise ``configuration.error`` says why.
     """
-    from .backends import sdk_module
+    from .backends import install_command, sdk_module
     from .clear_marker import CACHE_DIR_VARIABLE, MARKER
+    from .modes import mode_in_effect, mode_source, mode_variable
 
     env = os.environ if environ is None else environ
     data: dict[str, object] = {
@@ -234,7 +248,7 @@ def collect_info(environ: Mapping[str, str] | None = None) -> dict[str, object]:
     }
     data["mlflow_tracking_auth"] = env.get("MLFLOW_TRACKING_AUTH")
 
-    configuration: dict[str, object] = {"backend": None, "error": None}
+    configuration: dict[str, object] = {"backend": None, "error": None, "auth_mode": None}
     backends: list[dict[str, object]] = []
     general: GeneralSettings | None = None
     try:
@@ -243,35 +257,52 @@ def collect_info(environ: Mapping[str, str] | None = None) -> dict[str, object]:
         configuration["error"] = str(error)
     states = backend_states(env, general) if general is not None else []
     by_name = {state.name: state for state in states}
-    chosen: str | None = None
+    chosen: BackendState | None = None
+    unusable: list[str] = []
     for name in BACKEND_NAMES:
         sdk = sdk_module(name)
+        installed = sdk_installed(sdk)
         state = by_name.get(name)
         entry: dict[str, object] = {
             "name": name,
             "enabled": bool(state and state.enabled),
             "state": state.state if state else "unknown",
             "sdk": sdk,
-            "sdk_installed": sdk_installed(sdk),
+            "sdk_installed": installed,
         }
+        if state is not None and state.enabled and not installed:
+            entry["install"] = install_command(name)
         if state is not None and state.missing:
             entry["missing"] = list(state.missing)
         if state is not None and state.error:
             entry["error"] = state.error
             configuration["error"] = state.error
         if state is not None and state.state == "chosen":
-            chosen = name
+            chosen = state
+            if not installed:
+                unusable.append(backend_problem(name, (), installed))
+        if state is not None and state.state == "skipped":
+            unusable.append(backend_problem(name, state.missing, installed))
         backends.append(entry)
-    configuration["backend"] = chosen
+    usable = chosen is not None and sdk_installed(sdk_module(chosen.name))
+    configuration["backend"] = chosen.name if usable and chosen is not None else None
+    if chosen is not None and chosen.settings is not None:
+        mode = chosen.settings.auth_mode
+        configuration["auth_mode"] = {
+            "mode": mode,
+            "variable": mode_variable(chosen.name),
+            "source": mode_source(env, chosen.name),
+            "in_effect": mode_in_effect(env, chosen.name, mode),
+        }
     if general is not None and not general.enabled:
         configuration["error"] = (
             "no secrets backend is enabled: set MLFLOW_SECRETS_AUTH_ENABLE (vault, "
             "aws-secrets-manager or azure-key-vault)"
         )
+    elif chosen is not None and not usable:
+        configuration["error"] = unusable[-1]  # the chosen one's SDK; skipped ones are listed
     elif general is not None and chosen is None and configuration["error"] is None:
-        configuration["error"] = "no enabled backend is fully configured: " + "; ".join(
-            f"{s.name}: {' and '.join(s.missing)} not set" for s in states if s.state == "skipped"
-        )
+        configuration["error"] = "no enabled backend is fully configured: " + "; ".join(unusable)
     data["backends"] = backends
     data["configuration"] = configuration
 
@@ -299,11 +330,10 @@ def collect_info(environ: Mapping[str, str] | None = None) -> dict[str, object]:
     data["cache"] = cache_statistics()
     data["clear_marker"] = MARKER.status()
 
-    sdk_ok = chosen is not None and sdk_installed(sdk_module(chosen))
-    data["ok"] = bool(entry_points) and chosen is not None and sdk_ok
+    data["ok"] = bool(entry_points) and usable
     logger.debug(
         "Info: backend=%s, variables seen=%d, entry point registered=%s",
-        chosen,
+        configuration["backend"],
         len(variables) + len(mlflow_variables),
         bool(entry_points),
     )

@@ -21,7 +21,8 @@ from .environment import raw_value as environment_get
 from .errors import ConfigurationError, IncompleteConfigurationError
 from .hosts import HostRule, parse_allowed_hosts
 
-AuthMode = Literal["bearer", "basic"]
+#: ``auto`` (the default) follows the secret's shape: username and password → basic, else bearer.
+AuthMode = Literal["auto", "bearer", "basic"]
 BackendName = Literal["vault", "aws-secrets-manager", "azure-key-vault"]
 
 #: Priority order when several backends are enabled (SPEC §2).
@@ -198,7 +199,7 @@ class AwsSettings:
     secret_id: str
     region: str | None = None
     version_stage: str = "AWSCURRENT"
-    auth_mode: AuthMode = "bearer"
+    auth_mode: AuthMode = "auto"
     ttl_sec: float = DEFAULT_TTL_SEC
     timeout_sec: float = DEFAULT_TIMEOUT_SEC
     sdk_environment: str = field(default="", repr=False)  # digest of AWS_SDK_VARIABLES
@@ -217,7 +218,7 @@ class AzureSettings:
     secret_name: str
     secret_version: str | None = None
     verify_challenge_resource: bool = True
-    auth_mode: AuthMode = "bearer"
+    auth_mode: AuthMode = "auto"
     ttl_sec: float = DEFAULT_TTL_SEC
     timeout_sec: float = DEFAULT_TIMEOUT_SEC
     sdk_environment: str = field(default="", repr=False)  # digest of AZURE_SDK_VARIABLES
@@ -290,14 +291,18 @@ def _auth_mode(env: Mapping[str, str], backend: BackendName) -> AuthMode:
     name = f"{_PREFIX[backend]}_AUTH_MODE"
     raw = _get(env, name)
     if raw is None:
-        return "bearer"
+        return "auto"
     value = raw.lower()
+    if value == "auto":
+        return "auto"
     if value == "bearer":
         return "bearer"
     if value == "basic":
         return "basic"
     raise ConfigurationError(
-        f"{name}={raw!r} is not an auth mode: use 'bearer' (default) or 'basic'", variable=name
+        f"{name}={raw!r} is not an auth mode: use 'auto' (the default: basic for a "
+        "username/password secret, bearer otherwise), 'bearer' or 'basic'",
+        variable=name,
     )
 
 

@@ -8,12 +8,14 @@ format and header checks.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from ..errors import BackendError
 from ..settings import BackendSettings, VaultSettings
 from .describe import _login_passed, _secret_name, _target
 from .model import Check, _bounded, _Overtime, _Run, _why, logger
 from .secret_checks import _auth_header, _secret_format
+from .vault_token import TokenStatus, describe_token, token_status
 
 _CHAIN_TITLES = (
     ("backend_reachable", "Backend reachable"),
@@ -67,7 +69,12 @@ def _credential_chain(run: _Run) -> None:
     elapsed = (time.monotonic() - started) * 1000
     run.fetched = fetched
     run.add(Check("backend_reachable", "Backend reachable", "passed", f"reached {target}"))
-    run.add(Check("login", "Login", "passed", _login_passed(settings)))
+    token = _token_status(run, settings)
+    if token is not None and token.state == "valid":
+        login = f"VAULT_TOKEN is valid ({describe_token(token)})"
+    else:
+        login = _login_passed(settings)
+    run.add(Check("login", "Login", "passed", login))
     version = f", version {fetched.version}" if fetched.version else ""
     where = fetched.location or _secret_name(settings)
     run.add(
@@ -113,10 +120,41 @@ def _report_backend_error(run: _Run, settings: BackendSettings, error: BackendEr
         run.add(failed)
         _skip_rest(run, ("secret_read",), "the login failed")
         return
-    if isinstance(settings, VaultSettings) and settings.login_method == "token":
-        login = "token login (VAULT_TOKEN): no separate login step; the read checks the token"
+    token = _token_status(run, settings)
+    if token is not None and token.state == "invalid":
+        run.add(
+            Check(
+                "login",
+                "Login",
+                "failed",
+                "VAULT_TOKEN is invalid or expired: Vault refused it when it looked the token up "
+                "(auth/token/lookup-self), and refused the secret read for the same reason",
+                "set VAULT_TOKEN to a current token (e.g. from `vault login` or `vault print "
+                "token`), or log in another way (AppRole, Kubernetes); a token from another "
+                "namespace also needs VAULT_NAMESPACE",
+            )
+        )
+        _skip_rest(run, ("secret_read",), "the login failed")
+        return
+    if token is not None and token.state == "valid":
+        login = f"VAULT_TOKEN is valid ({describe_token(token)})"
+        if token.policies and "permission denied" in error.detail:
+            policies = ", ".join(token.policies)
+            failed = replace(failed, fix=f"{failed.fix} (the token's policies: {policies})")
     else:
         login = _login_passed(settings)
     run.add(Check("login", "Login", "passed", login))
     run.add(failed)
     _skip_rest(run, (), "the secret could not be read")
+
+
+def _token_status(run: _Run, settings: BackendSettings) -> TokenStatus | None:
+    """For Vault token login, what Vault says of the token itself; None for other logins."""
+    if not isinstance(settings, VaultSettings) or settings.login_method != "token":
+        return None
+    assert run.general is not None
+    try:
+        return _bounded(lambda: token_status(settings), run.general.timeout_sec + 1)
+    except Exception as error:  # the type only; the Login check then judges by the read
+        logger.debug("Doctor: the Vault token lookup raised %s", type(error).__name__)
+        return None

@@ -6,17 +6,14 @@ the wording keeps their details consistent. Only locations, modes and user names
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from ..modes import mode_in_effect
 from ..settings import AwsSettings, BackendSettings, VaultSettings
 
-_MODE_VARIABLE = {
-    "vault": "MLFLOW_VAULT_AUTH_MODE",
-    "aws-secrets-manager": "MLFLOW_AWS_AUTH_MODE",
-    "azure-key-vault": "MLFLOW_AZURE_AUTH_MODE",
-}
 
-
-def _describe(settings: BackendSettings) -> str:
-    mode = f"auth mode {settings.auth_mode} ({_MODE_VARIABLE[settings.backend_name]})"
+def _describe(settings: BackendSettings, env: Mapping[str, str]) -> str:
+    mode = "auth mode " + mode_in_effect(env, settings.backend_name, settings.auth_mode)
     if isinstance(settings, VaultSettings):
         ns = f", namespace {settings.namespace}" if settings.namespace else ""
         return (
