@@ -70,6 +70,12 @@ def _vault_messages(error: vault_errors.VaultError) -> str:
     return "; ".join(seen) or type(error).__name__
 
 
+def _besides(said: str, error: vault_errors.VaultError) -> str:
+    """Vault's words in parentheses, unless they only repeat what the message already says."""
+    messages = _vault_messages(error)
+    return "" if messages.lower() == said else f" ({messages})"
+
+
 def _kv_version(config: dict[str, Any]) -> str:
     options = config.get("options") or {}
     return "KV v2" if str(options.get("version", "1")) == "2" else "KV v1"
@@ -301,7 +307,7 @@ class VaultBackend:
                 raise _ReadForbidden(
                     NAME,
                     "read",
-                    f"permission denied reading {where} ({_vault_messages(error)})",
+                    f"permission denied reading {where}{_besides('permission denied', error)}",
                     "that the token's policy grants read on this path and that the token has "
                     "not expired (VAULT_TOKEN / login role policies)",
                 ) from None
