@@ -12,6 +12,7 @@ import importlib.metadata
 import importlib.util
 import os
 import platform
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
@@ -32,6 +33,7 @@ from .settings import (
 )
 
 ENTRY_POINT_GROUP = "mlflow.request_auth_provider"
+DISTRIBUTION = "mlflow-secrets-auth"
 PROVIDER_NAME = "mlflow_secrets_auth"
 MASK = "***"
 
@@ -134,11 +136,18 @@ def distribution_version(*names: str) -> str | None:
 
 
 def registered_entry_points() -> list[importlib.metadata.EntryPoint]:
-    """Entry points named ``mlflow_secrets_auth`` in MLflow's request-auth group (not loaded)."""
+    """Entry points named ``mlflow_secrets_auth`` in MLflow's request-auth group (not loaded),
+    one per installation of this distribution on the path.
+
+    Only this distribution's metadata is read, not every installed one's (that scan costs
+    more than the rest of ``doctor``), and a second installation shadowed by the first is
+    still seen.
+    """
     return [
         ep
-        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
-        if ep.name == PROVIDER_NAME
+        for dist in importlib.metadata.distributions(name=DISTRIBUTION)
+        for ep in dist.entry_points
+        if ep.group == ENTRY_POINT_GROUP and ep.name == PROVIDER_NAME
     ]
 
 
@@ -194,17 +203,23 @@ def _variables(env: Mapping[str, str], names: tuple[str, ...]) -> dict[str, str]
 
 
 def cache_statistics() -> dict[str, object]:
-    """This process's credential cache: size, counters and hit rate (never keys or values)."""
+    """This process's credential cache: size, counters and hit rate (never keys or values).
+
+    A process that never made a request has an empty cache; then the runtime (and ``requests``
+    with it) is not imported just to say so, which keeps ``info`` quick.
+    """
     from dataclasses import asdict
 
-    from .runtime import CACHE
+    from .cache import CacheStats
 
-    counters = asdict(CACHE.stats)
+    runtime = sys.modules.get(f"{__package__}.runtime")
+    cache = getattr(runtime, "CACHE", None)
+    counters = asdict(cache.stats if cache is not None else CacheStats())
     lookups = counters.get("hits", 0) + counters.get("misses", 0)
     return {
         "scope": "this process only: each process keeps its credentials in its own memory",
         "pid": os.getpid(),
-        "entries": len(CACHE),
+        "entries": len(cache) if cache is not None else 0,
         **counters,
         "hit_rate": round(counters.get("hits", 0) / lookups, 3) if lookups else None,
     }

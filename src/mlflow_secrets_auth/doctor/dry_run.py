@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import re
 import time
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
-
-import requests
 
 from ..backends.base import Backend, FetchedSecret
 from ..errors import BackendError, HostNotAllowedError
@@ -19,6 +18,9 @@ from ..settings import BackendSettings, GeneralSettings
 from .describe import _secret_name
 from .model import Check, _bounded, _Overtime, _Run, _why
 from .policy import _not_allowed_fix, _policy
+
+if TYPE_CHECKING:
+    import requests
 
 DRY_RUN_PATH = "/api/2.0/mlflow/experiments/search"
 #: A path segment (or part of one) that names a sign-in endpoint: /login, /oauth2/sign_in,
@@ -130,6 +132,8 @@ def _dry_run(run: _Run, url: str) -> None:
             Check("dry_run", title, "failed", str(error), _not_allowed_fix(general, policy, api))
         )
         return
+
+    import requests  # here, not at the top: doctor without --dry-run has no use for it
 
     from ..auth import SecretsAuth
     from ..cache import CredentialCache
