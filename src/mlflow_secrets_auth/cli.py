@@ -192,8 +192,14 @@ def _print_info(data: dict[str, Any]) -> None:
     echo("")
     echo("Backends (priority order):")
     for backend in data["backends"]:
-        sdk = "installed" if backend["sdk_installed"] else "NOT installed"
-        line = f"  {backend['name']:<20} {backend['state']:<10} SDK {backend['sdk']}: {sdk}"
+        line = f"  {backend['name']:<20} {backend['state']:<10}"
+        if backend.get("sdk"):
+            sdk = "installed" if backend["sdk_installed"] else "NOT installed"
+            line += f" SDK {backend['sdk']}: {sdk}"
+        if not backend.get("package", "").startswith("mlflow-secrets-auth"):
+            line += f" (package {backend.get('package')} {backend.get('package_version')})"
+        if backend.get("error"):
+            line += f": {backend['error']}"
         if backend.get("missing"):
             line += f"; missing {' and '.join(backend['missing'])}"
         if backend.get("install"):

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 
+from .backends import store_names
 from .hosts import default_rules, mlflow_uris
-from .settings import BACKEND_NAMES, load_general
+from .settings import load_general
 
 
 def is_provider_enabled(name: str) -> bool:
     """Whether backend ``name`` (e.g. ``vault``) is enabled by the environment."""
     normalized = name.strip().lower().replace("_", "-")
-    if normalized not in BACKEND_NAMES:
-        raise ValueError(f"unknown backend {name!r}: valid names are {', '.join(BACKEND_NAMES)}")
+    names = store_names()
+    if normalized not in names:
+        raise ValueError(f"unknown backend {name!r}: valid names are {', '.join(names)}")
     return normalized in load_general(os.environ).enabled
 
 

@@ -18,7 +18,7 @@ from .errors import SecretFormatError
 from .log import register_secret
 
 if TYPE_CHECKING:
-    from .settings import AuthMode
+    from .backends.base import AuthMode
 
 CredentialKind = Literal["bearer", "basic"]
 # A per-process key: fingerprints tell "same or different credential" within one process, and

@@ -93,12 +93,41 @@ def origin_of(url: str) -> Origin:
 
 
 def is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
+    """``localhost``, 127.0.0.0/8 and ::1. Not ``*.localhost``: a resolver or a proxy may send
+    such a name anywhere, so it is not proof that the traffic stays on this machine."""
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+_PROXY_KEYS = encode_names(
+    ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy")
+)
+
+
+def proxy_context() -> tuple[object, ...]:
+    """The proxy variables, undecoded: part of the cached decision for a plain-http URL."""
+    return tuple(map(raw_value, _PROXY_KEYS))
+
+
+def http_proxy_for(url: str) -> str | None:
+    """The proxy the environment puts between us and a plain-http ``url``, if any.
+
+    Such a proxy would read a credential in clear, which is why plain http is allowed to
+    loopback only when no proxy is on the way (SPEC §5).
+    """
+    from urllib.request import getproxies
+
+    from requests.utils import should_bypass_proxies
+
+    proxies = getproxies()
+    proxy = proxies.get("http") or proxies.get("all")
+    if not proxy or should_bypass_proxies(url, no_proxy=None):
+        return None
+    return str(proxy)
 
 
 _TRACKING_MODULE = "mlflow.tracking._tracking_service.utils"
@@ -138,14 +167,15 @@ def mlflow_uris(context: tuple[object, object] | None = None) -> tuple[str | Non
 
 
 def default_rules(tracking_uri: str | None, registry_uri: str | None) -> tuple[HostRule, ...]:
-    """With no allowlist set, credentials go only to the tracking and registry hosts."""
+    """With no allowlist set, credentials go only to the tracking and registry origins, port
+    included: another port on the same host can be another user's service."""
     rules: list[HostRule] = []
     for uri in (tracking_uri, registry_uri):
         if not uri:
             continue
-        parts = urlsplit(uri)
-        if parts.scheme in _DEFAULT_PORTS and parts.hostname:
-            rule = HostRule(parts.hostname.lower())
+        origin = origin_of(uri)
+        if origin.scheme in _DEFAULT_PORTS and origin.host and origin.port:
+            rule = HostRule(origin.host, origin.port)
             if rule not in rules:
                 rules.append(rule)
     return tuple(rules)
@@ -176,7 +206,9 @@ class HostPolicy:
         end = url.find("/", 8)  # past "https://"; the origin part holds no "/"
         prefix = url if end < 0 else url[:end]
         context = None if self._rules is not None else self._uris()
-        key = prefix if context is None else (prefix, context)
+        key: object = prefix if context is None else (prefix, context)
+        if prefix[:5].lower() == "http:" and not self._allow_http:
+            key = (key, proxy_context())  # the proxy rule depends on these variables
         decision = self._decisions.get(key)
         if decision is None:
             decision = self._decide(url, context)
@@ -205,7 +237,7 @@ class HostPolicy:
             shown = ",".join(map(str, rules)) or "none: the tracking URI is not http(s)"
             source = (
                 f"{ALLOWED_HOSTS_VARIABLE} is unset, so only the MLflow tracking/registry "
-                f"host(s) are allowed ({shown})"
+                f"origin(s) are allowed ({shown})"
             )
         host_port = str(origin).split("://", 1)[1]
         if not any(rule.matches(origin.host, origin.port) for rule in rules):
@@ -214,10 +246,19 @@ class HostPolicy:
                 f"Add it to {ALLOWED_HOSTS_VARIABLE} if credentials should go there",
                 origin.host,
             )
-        if origin.scheme == "http" and not self._allow_http and not is_loopback(origin.host):
-            return HostNotAllowedError(
-                f"Refusing to send credentials over plain http to {host_port}: use https, or "
-                f"set {ALLOW_HTTP_VARIABLE}=true if this network is trusted",
-                origin.host,
-            )
+        if origin.scheme == "http" and not self._allow_http:
+            if not is_loopback(origin.host):
+                return HostNotAllowedError(
+                    f"Refusing to send credentials over plain http to {host_port}: use https, "
+                    f"or set {ALLOW_HTTP_VARIABLE}=true if this network is trusted",
+                    origin.host,
+                )
+            if http_proxy_for(url) is not None:
+                return HostNotAllowedError(
+                    f"Refusing to send credentials over plain http to {host_port}: a proxy "
+                    "(HTTP_PROXY/ALL_PROXY) is on the way and would see them in clear. Add "
+                    f"the host to NO_PROXY, use https, or set {ALLOW_HTTP_VARIABLE}=true if the "
+                    "proxy is trusted",
+                    origin.host,
+                )
         return origin

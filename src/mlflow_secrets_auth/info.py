@@ -13,24 +13,32 @@ import importlib.util
 import os
 import platform
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from . import __version__
+from .backends import (
+    BUILTIN_ORDER,
+    StoreUnavailableError,
+    installed_stores,
+    load_store,
+    store_names,
+)
 from .errors import ConfigurationError, IncompleteConfigurationError
 from .log import get_logger
 from .settings import (
-    BACKEND_NAMES,
-    KNOWN_VARIABLES,
     BackendName,
     BackendSettings,
     GeneralSettings,
-    load_aws,
-    load_azure,
+    known_variables,
     load_general,
-    load_vault,
+    load_store_settings,
 )
+
+if TYPE_CHECKING:
+    from .backends.base import SecretStore
 
 ENTRY_POINT_GROUP = "mlflow.request_auth_provider"
 DISTRIBUTION = "mlflow-secrets-auth"
@@ -42,6 +50,8 @@ SECRET_VARIABLES = frozenset(
     {
         "VAULT_TOKEN",
         "VAULT_SECRET_ID",
+        "MLFLOW_VAULT_JWT_TOKEN",
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
         "AWS_SECRET_ACCESS_KEY",
         "AWS_SESSION_TOKEN",
         "AZURE_CLIENT_SECRET",
@@ -64,6 +74,10 @@ NOT_SECRET_VARIABLES = frozenset(
         "MLFLOW_AZURE_KEY_VAULT_URL",
         "AZURE_KEY_VAULT_URL",
         "MLFLOW_VAULT_K8S_TOKEN_PATH",
+        "MLFLOW_VAULT_JWT_TOKEN_PATH",
+        "MLFLOW_VAULT_SECRET_ID_PATH",
+        "MLFLOW_VAULT_RENEW_TOKEN",  # a yes/no switch
+        "ACTIONS_ID_TOKEN_REQUEST_URL",
         "AWS_WEB_IDENTITY_TOKEN_FILE",
     }
 )
@@ -78,11 +92,6 @@ MLFLOW_VARIABLES = (
     "MLFLOW_TRACKING_PASSWORD",
 )
 logger = get_logger(__name__)
-_LOADERS: dict[BackendName, Callable[[Mapping[str, str], GeneralSettings], BackendSettings]] = {
-    "vault": load_vault,
-    "aws-secrets-manager": load_aws,
-    "azure-key-vault": load_azure,
-}
 
 
 def is_secret_variable(name: str) -> bool:
@@ -139,9 +148,8 @@ def registered_entry_points() -> list[importlib.metadata.EntryPoint]:
     """Entry points named ``mlflow_secrets_auth`` in MLflow's request-auth group (not loaded),
     one per installation of this distribution on the path.
 
-    Only this distribution's metadata is read, not every installed one's (that scan costs
-    more than the rest of ``doctor``), and a second installation shadowed by the first is
-    still seen.
+    Only this distribution's metadata is read, not every installed one's, and a second
+    installation shadowed by the first is still seen.
     """
     return [
         ep
@@ -157,7 +165,8 @@ class BackendState:
 
     name: BackendName
     enabled: bool
-    #: chosen | skipped (incomplete) | invalid (malformed value) | not needed | disabled
+    #: chosen | skipped (incomplete) | invalid (malformed value) | broken (the store failed to
+    #: load) | not needed | disabled
     state: str
     missing: tuple[str, ...] = ()
     error: str | None = None
@@ -172,7 +181,7 @@ def backend_states(env: Mapping[str, str], general: GeneralSettings) -> list[Bac
     """
     states: list[BackendState] = []
     decided = False
-    for name in BACKEND_NAMES:
+    for name in store_names():
         if name not in general.enabled:
             states.append(BackendState(name, False, "disabled"))
             continue
@@ -180,7 +189,10 @@ def backend_states(env: Mapping[str, str], general: GeneralSettings) -> list[Bac
             states.append(BackendState(name, True, "not needed"))
             continue
         try:
-            loaded = _LOADERS[name](env, general)
+            loaded = load_store_settings(name, env, general)
+        except StoreUnavailableError as broken:
+            states.append(BackendState(name, True, "broken", error=str(broken)))
+            continue
         except IncompleteConfigurationError as incomplete:
             states.append(BackendState(name, True, "skipped", missing=incomplete.missing))
             continue
@@ -225,16 +237,19 @@ def cache_statistics() -> dict[str, object]:
     }
 
 
-def backend_problem(name: str, missing: tuple[str, ...], sdk_ok: bool) -> str:
-    """Everything that keeps an enabled backend from being used, in one sentence: missing
-    variables and a missing SDK together, so one round of fixes is enough."""
-    from .backends import install_command, sdk_missing, sdk_module
+def install_command(store: type[SecretStore[Any]]) -> str:
+    """What installs a store's SDK, e.g. ``pip install 'mlflow-secrets-auth[aws]'``."""
+    return f"pip install '{store.sdk_install or store.sdk_module}'"
 
+
+def backend_problem(name: str, missing: tuple[str, ...], install: str | None) -> str:
+    """Everything that keeps an enabled backend from being used, in one sentence: missing
+    variables and a missing SDK together, so that one round of fixes is enough."""
     if not missing:
-        return sdk_missing(name)
+        return f"{name} is enabled but its SDK is not installed: {install}"
     text = f"{name}: {' and '.join(missing)} not set"
-    if not sdk_ok:
-        text += f", and its SDK ({sdk_module(name)}) is not installed: {install_command(name)}"
+    if install:
+        text += f", and its SDK is not installed: {install}"
     return text
 
 
@@ -244,7 +259,6 @@ def collect_info(environ: Mapping[str, str] | None = None) -> dict[str, object]:
     ``ok`` means installed and configured: the entry point is registered, a backend is chosen
     and its SDK is installed. Otherwise ``configuration.error`` says why.
     """
-    from .backends import install_command, sdk_module
     from .clear_marker import CACHE_DIR_VARIABLE, MARKER
     from .modes import mode_in_effect, mode_source, mode_variable
 
@@ -273,20 +287,37 @@ def collect_info(environ: Mapping[str, str] | None = None) -> dict[str, object]:
     states = backend_states(env, general) if general is not None else []
     by_name = {state.name: state for state in states}
     chosen: BackendState | None = None
+    sdk_ok = False
     unusable: list[str] = []
-    for name in BACKEND_NAMES:
-        sdk = sdk_module(name)
-        installed = sdk_installed(sdk)
+    for store in installed_stores():
+        name = store.name
         state = by_name.get(name)
+        enabled = bool(state and state.enabled)
         entry: dict[str, object] = {
             "name": name,
-            "enabled": bool(state and state.enabled),
+            "package": store.distribution,
+            "package_version": store.version,
+            "enabled": enabled,
             "state": state.state if state else "unknown",
-            "sdk": sdk,
-            "sdk_installed": installed,
         }
-        if state is not None and state.enabled and not installed:
-            entry["install"] = install_command(name)
+        if store.builtin or enabled:  # a third-party store is imported only once enabled
+            try:
+                store_class = load_store(name)
+            except StoreUnavailableError as broken:
+                entry["state"], entry["error"] = "broken", str(broken)
+            else:
+                sdk = store_class.sdk_module
+                entry["sdk"] = sdk
+                entry["sdk_installed"] = sdk_installed(sdk) if sdk else True
+                install = None if entry["sdk_installed"] else install_command(store_class)
+                if enabled and install:
+                    entry["install"] = install
+                if state is not None and state.state == "chosen":
+                    sdk_ok = bool(entry["sdk_installed"])
+                    if not sdk_ok:
+                        unusable.append(backend_problem(name, (), install))
+                if state is not None and state.state == "skipped":
+                    unusable.append(backend_problem(name, state.missing, install))
         if state is not None and state.missing:
             entry["missing"] = list(state.missing)
         if state is not None and state.error:
@@ -294,12 +325,8 @@ def collect_info(environ: Mapping[str, str] | None = None) -> dict[str, object]:
             configuration["error"] = state.error
         if state is not None and state.state == "chosen":
             chosen = state
-            if not installed:
-                unusable.append(backend_problem(name, (), installed))
-        if state is not None and state.state == "skipped":
-            unusable.append(backend_problem(name, state.missing, installed))
         backends.append(entry)
-    usable = chosen is not None and sdk_installed(sdk_module(chosen.name))
+    usable = chosen is not None and sdk_ok
     configuration["backend"] = chosen.name if usable and chosen is not None else None
     if chosen is not None and chosen.settings is not None:
         mode = chosen.settings.auth_mode
@@ -311,8 +338,8 @@ def collect_info(environ: Mapping[str, str] | None = None) -> dict[str, object]:
         }
     if general is not None and not general.enabled:
         configuration["error"] = (
-            "no secrets backend is enabled: set MLFLOW_SECRETS_AUTH_ENABLE (vault, "
-            "aws-secrets-manager or azure-key-vault)"
+            "no secrets backend is enabled: set MLFLOW_SECRETS_AUTH_ENABLE (one of "
+            f"{', '.join(store_names())})"
         )
     elif chosen is not None and not usable:
         configuration["error"] = unusable[-1]  # the chosen one's SDK; skipped ones are listed
@@ -321,7 +348,10 @@ def collect_info(environ: Mapping[str, str] | None = None) -> dict[str, object]:
     data["backends"] = backends
     data["configuration"] = configuration
 
-    variables = data["variables"] = _variables(env, (*KNOWN_VARIABLES, CACHE_DIR_VARIABLE))
+    # The built-in stores' variables always (a typo'd enable list is a common mistake), plus
+    # those of any enabled third-party store.
+    listed = tuple(dict.fromkeys((*BUILTIN_ORDER, *(general.enabled if general else ()))))
+    variables = data["variables"] = _variables(env, (*known_variables(listed), CACHE_DIR_VARIABLE))
     mlflow_variables = data["mlflow_variables"] = _variables(env, MLFLOW_VARIABLES)
 
     hosts: dict[str, object] = {}

@@ -8,17 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-MODE_VARIABLES = {
-    "vault": "MLFLOW_VAULT_AUTH_MODE",
-    "aws-secrets-manager": "MLFLOW_AWS_AUTH_MODE",
-    "azure-key-vault": "MLFLOW_AZURE_AUTH_MODE",
-}
 AUTO_RULE = "a username/password secret → basic, anything else → bearer"
 
 
 def mode_variable(backend: str) -> str:
     """The variable that sets ``backend``'s auth mode, e.g. ``MLFLOW_VAULT_AUTH_MODE``."""
-    return MODE_VARIABLES[backend]
+    from .settings import store_prefix
+
+    return f"{store_prefix(backend)}_AUTH_MODE"
 
 
 def mode_source(env: Mapping[str, str], backend: str) -> str:

@@ -7,7 +7,7 @@ import threading
 from cachetools import LRUCache
 
 from .auth import SecretsAuth
-from .backends import create_backend
+from .backends import create_store
 from .backends.base import Backend
 from .cache import CacheStats, CredentialCache
 from .hosts import HostPolicy
@@ -48,7 +48,7 @@ def backend_for(settings: BackendSettings) -> Backend:
     with _lock:
         backend = _backends.get(settings)
         if backend is None:
-            backend = _backends[settings] = create_backend(settings)
+            backend = _backends[settings] = create_store(settings)
         return backend
 
 
@@ -56,7 +56,7 @@ def build_auth(settings: Settings) -> SecretsAuth | None:
     if settings.backend is None:
         return None
     for skipped in settings.skipped:
-        logger.debug("Skipping %s: %s", skipped.backend, skipped)
+        logger.debug("Skipping %s: %s", getattr(skipped, "backend", "a backend"), skipped)
     general = settings.general
     source = CredentialSource(
         backend_for(settings.backend), settings.backend, CACHE, general.max_stale_sec

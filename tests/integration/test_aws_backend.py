@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from mlflow_secrets_auth.backends.aws import ATTEMPTS, AwsSecretsManagerBackend
+from mlflow_secrets_auth.backends.aws import ATTEMPTS, AwsSecretsManagerStore, AwsSettings
 from mlflow_secrets_auth.credentials import parse_secret
 from mlflow_secrets_auth.errors import BackendError
-from mlflow_secrets_auth.settings import AwsSettings, load_settings
+from mlflow_secrets_auth.settings import load_settings
 
 from support.mlflow_server import MlflowAuthServer
 from support.moto_server import REGION, AwsSecret, MotoServer
@@ -40,11 +40,11 @@ pytestmark = pytest.mark.integration
 NewSecret = Callable[[str | bytes], AwsSecret]
 
 
-def backend_from_env() -> AwsSecretsManagerBackend:
+def backend_from_env() -> AwsSecretsManagerStore:
     """The backend exactly as the plugin would build it from the current environment."""
     settings = load_settings(os.environ).backend
     assert isinstance(settings, AwsSettings)
-    return AwsSecretsManagerBackend(settings)
+    return AwsSecretsManagerStore(settings)
 
 
 def fetch_error() -> BackendError:

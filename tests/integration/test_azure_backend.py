@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 import certifi
 import pytest
 
-from mlflow_secrets_auth.backends.azure import AzureKeyVaultBackend
+from mlflow_secrets_auth.backends.azure import AzureKeyVaultStore, AzureSettings
 from mlflow_secrets_auth.credentials import parse_secret
 from mlflow_secrets_auth.errors import BackendError
-from mlflow_secrets_auth.settings import AzureSettings, load_settings
+from mlflow_secrets_auth.settings import load_settings
 
 from support.azure_keyvault_fake import KeyVaultFake
 from support.mlflow_server import MlflowAuthServer
@@ -36,14 +36,14 @@ pytestmark = pytest.mark.integration
 NAME = "mlflow-credential"
 
 
-def backend_from_env() -> AzureKeyVaultBackend:
+def backend_from_env() -> AzureKeyVaultStore:
     """The backend exactly as the plugin would build it from the current environment."""
     settings = load_settings(os.environ).backend
     assert isinstance(settings, AzureSettings)
-    return AzureKeyVaultBackend(settings)
+    return AzureKeyVaultStore(settings)
 
 
-def fetch_error(backend: AzureKeyVaultBackend | None = None) -> BackendError:
+def fetch_error(backend: AzureKeyVaultStore | None = None) -> BackendError:
     backend = backend or backend_from_env()
     try:
         with pytest.raises(BackendError) as info:

@@ -201,7 +201,7 @@ def test_an_invalid_or_expired_token_fails_at_login(
     assert login["status"] == "failed"
     assert login["detail"].startswith("VAULT_TOKEN is invalid or expired")
     assert "lookup-self" in login["detail"]
-    assert "set VAULT_TOKEN to a current token" in login["fix"]
+    assert "set VAULT_TOKEN to a valid token" in login["fix"]
     assert checks["secret_read"]["status"] == "skipped"
     assert checks["secret_read"]["detail"] == "not run because the login failed"
     assert_no_secret(result, token, openbao.root_token)
@@ -229,6 +229,31 @@ def test_a_valid_token_without_permission_fails_at_read_with_vaults_words_summar
     text = CliRunner().invoke(main, ["doctor"])
     assert "error occurred" not in text.output and "\t" not in text.output
     assert_no_secret(result, token, "t-1234")
+
+
+def test_a_valid_token_that_may_not_look_itself_up_is_not_called_expired(
+    openbao: OpenBaoServer, configure: Configure, stored: Callable[[dict[str, Any]], str]
+) -> None:
+    """Without the default policy a token cannot call lookup-self: Vault's mount listing, which
+    answers every valid token, tells it from an expired one."""
+    policy = unique("bare")
+    openbao.create_policy(policy, 'path "secret/data/elsewhere/*" { capabilities = ["read"] }')
+    answer = openbao.request(
+        "POST", "auth/token/create", json={"policies": [policy], "no_default_policy": True}
+    )
+    token = answer["auth"]["client_token"]
+    path = stored({"token": "t-1234"})
+    configure(path, VAULT_TOKEN=token)
+    code, checks, result = doctor()
+    assert code == 1
+    login = checks["login"]
+    assert login["status"] == "passed", login
+    assert "its policies do not allow looking itself up" in login["detail"]
+    read = checks["secret_read"]
+    assert read["status"] == "failed"
+    assert f"permission denied reading {path}" in read["detail"]
+    assert "expired" not in read["detail"]
+    assert_no_secret(result, token)
 
 
 def test_a_wrong_mount_says_it_does_not_exist_and_lists_the_mounts_the_token_sees(

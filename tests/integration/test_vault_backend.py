@@ -122,22 +122,6 @@ def test_approle_login_with_custom_mount(
     assert sent_authorization(sink) == "Bearer approle-token"
 
 
-def test_login_token_is_reobtained_before_it_expires(
-    openbao: OpenBaoServer,
-    vault_env: Callable[..., None],
-    sink: RecordingServer,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    configure_approle(openbao, vault_env, "renewed-token", ttl="3s", MLFLOW_VAULT_TTL_SEC="0.2")
-    caplog.set_level(logging.INFO, logger="mlflow_secrets_auth")
-    assert sent_authorization(sink) == "Bearer renewed-token"
-    time.sleep(2.5)  # past 75% of the 3 s lease, before it expires
-    assert sent_authorization(sink) == "Bearer renewed-token"
-    messages = [r.getMessage() for r in caplog.records]
-    assert sum("Vault login succeeded" in m for m in messages) == 2
-    assert not any("read was refused" in m for m in messages)  # proactive, not after a 403
-
-
 def test_revoked_login_token_triggers_one_new_login(
     openbao: OpenBaoServer,
     vault_env: Callable[..., None],

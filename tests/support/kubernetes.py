@@ -3,22 +3,17 @@ on loopback: a service-account JWT, a CA certificate, and the answer Vault expec
 
 from __future__ import annotations
 
-import base64
 import datetime
-import json
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from .jwt_issuer import sign_rs256
 from .openbao import OpenBaoServer
 from .recording_server import RecordingServer
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 class ServiceAccount:
@@ -47,10 +42,7 @@ class ServiceAccount:
             "kubernetes.io/serviceaccount/service-account.name": name,
             "kubernetes.io/serviceaccount/service-account.uid": f"uid-{name}",
         }
-        header = _b64(json.dumps({"alg": "RS256", "typ": "JWT"}).encode())
-        signing_input = f"{header}.{_b64(json.dumps(claims).encode())}"
-        signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
-        self.jwt = f"{signing_input}.{_b64(signature)}"
+        self.jwt = sign_rs256(key, claims)
 
     def token_review(self) -> dict[str, Any]:
         """What the Kubernetes API answers for this account's token."""

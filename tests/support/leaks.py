@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import traceback
 from collections.abc import Iterable
 
@@ -39,7 +40,14 @@ class LeakCheck:
             texts.append(repr(vars(error)))
         return texts
 
-    def assert_clean(self, secrets: Iterable[str], *errors: BaseException) -> None:
+    def assert_clean(
+        self,
+        secrets: Iterable[str],
+        *errors: BaseException,
+        patterns: Iterable[re.Pattern[str]] = (),
+    ) -> None:
+        """No secret (nor any match of ``patterns``: secrets whose values a test cannot know,
+        such as the Vault tokens a login issues) in anything captured."""
         plugin_records = [r for r in self._caplog.records if r.name.startswith("mlflow_secrets_")]
         assert plugin_records, "nothing was logged at DEBUG: the check would prove nothing"
         texts = self.texts(errors)
@@ -49,3 +57,6 @@ class LeakCheck:
                 # Say where, never what: the message must not print the secret either.
                 where = [i for i, text in enumerate(texts) if variant in text]
                 assert not where, f"a secret value leaked into captured text #{where[0]}"
+        for pattern in patterns:
+            where = [i for i, text in enumerate(texts) if pattern.search(text)]
+            assert not where, f"{pattern.pattern!r} matched captured text #{where[0]}"

@@ -63,15 +63,43 @@ def test_plain_http_only_to_loopback_unless_opted_in() -> None:
     policy("*", allow_http=True).check("http://mlflow.example.com/x")
 
 
-def test_default_allowlist_is_tracking_and_registry_hosts() -> None:
+def test_default_allowlist_is_tracking_and_registry_origins() -> None:
     uris = ("https://track.example:5000", "https://registry.example")
     p = policy(None, uris=uris)
     p.check("https://track.example:5000/api")
-    p.check("https://track.example:443/api")  # the host, per SPEC; port not pinned
     p.check("https://registry.example/api")
+    p.check("https://registry.example:443/api")
+    for other in ("https://other.example/api", "https://track.example:443/api"):
+        with pytest.raises(HostNotAllowedError) as info:
+            p.check(other)  # another host, or another port on the tracking host
+        assert "unset" in str(info.value) and "track.example:5000" in str(info.value)
+        assert "MLFLOW_SECRETS_ALLOWED_HOSTS" in str(info.value)
+
+
+def test_names_under_localhost_are_not_loopback() -> None:
+    p = policy("*")
+    with pytest.raises(HostNotAllowedError, match="plain http"):
+        p.check("http://mlflow.localhost:5000/x")
+
+
+def test_plain_http_to_loopback_through_a_proxy_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
+    p = policy("*")
     with pytest.raises(HostNotAllowedError) as info:
-        p.check("https://other.example/api")
-    assert "unset" in str(info.value) and "track.example" in str(info.value)
+        p.check("http://127.0.0.1:5000/x")
+    assert "proxy" in str(info.value) and "NO_PROXY" in str(info.value)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    p.check("http://127.0.0.1:5000/x")  # the decision follows the variables
+    monkeypatch.delenv("NO_PROXY")
+    monkeypatch.setenv("ALL_PROXY", "http://proxy.example:3128")
+    monkeypatch.delenv("HTTP_PROXY")
+    with pytest.raises(HostNotAllowedError, match="proxy"):
+        p.check("http://localhost:5000/x")
+    policy("*", allow_http=True).check("http://localhost:5000/x")
 
 
 def test_default_allowlist_follows_tracking_uri_changes() -> None:

@@ -86,7 +86,7 @@ def test_config_helpers(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError, match="valid names"):
         is_provider_enabled("gcp")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://track.example:5000")
-    assert get_allowed_hosts() == ["track.example"]
+    assert get_allowed_hosts() == ["track.example:5000"]  # the origin, port included
     monkeypatch.setenv("MLFLOW_SECRETS_ALLOWED_HOSTS", "a.example, *.b.example:8443")
     assert get_allowed_hosts() == ["a.example", "*.b.example:8443"]
 

@@ -93,7 +93,11 @@ def test_secret_path_needs_a_mount() -> None:
 def test_incomplete_vault_names_missing_variables() -> None:
     with pytest.raises(IncompleteConfigurationError) as info:
         load_vault({"VAULT_ROLE_ID": "r"}, load_general({}))
-    assert info.value.missing == ("VAULT_ADDR", "MLFLOW_VAULT_SECRET_PATH", "VAULT_SECRET_ID")
+    assert info.value.missing == (
+        "VAULT_ADDR",
+        "MLFLOW_VAULT_SECRET_PATH",
+        "VAULT_SECRET_ID (or MLFLOW_VAULT_SECRET_ID_PATH)",
+    )
 
 
 def test_enabled_but_nothing_complete_is_an_error_not_inert() -> None:

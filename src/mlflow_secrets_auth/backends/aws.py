@@ -7,22 +7,71 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import boto3
-from botocore import exceptions as aws_errors
-from botocore.config import Config
-
-from ..errors import BackendError, Step
+from ..errors import BackendError, IncompleteConfigurationError, Step
 from ..log import get_logger
 from ..network import explain
-from ..settings import AwsSettings
-from .base import FetchedSecret
+from ..values import digest, text
+from .base import CommonSettings, FetchedSecret, SecretStore, StoreSettings, Variable
+
+if TYPE_CHECKING:
+    from botocore import exceptions as aws_errors
 
 logger = get_logger(__name__)
 NAME = "aws-secrets-manager"
 T = TypeVar("T")
+
+# Variables boto3 reads itself; a change to one rebuilds the client.
+AWS_SDK_VARIABLES = (
+    "AWS_PROFILE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+    "AWS_USE_FIPS_ENDPOINT",
+    "AWS_CA_BUNDLE",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AwsSettings(StoreSettings):
+    """AWS Secrets Manager: which secret; credentials come from boto3's own chain."""
+
+    secret_id: str
+    region: str | None = None
+    version_stage: str = "AWSCURRENT"
+    sdk_environment: str = field(default="", repr=False)  # digest of AWS_SDK_VARIABLES
+    backend_name: str = NAME
+
+    @property
+    def identity(self) -> str:
+        return f"aws-secrets-manager:{self.region or '-'}:{self.secret_id}:{self.version_stage}"
+
+    def describe(self) -> str:
+        return (
+            f"AWS Secrets Manager secret {self.secret_id} ({self.version_stage}) in region "
+            f"{self.region or '(from the AWS profile)'}, credentials from boto3's chain"
+        )
+
+    def endpoint(self) -> str:
+        return f"AWS Secrets Manager in region {self.region or '(from the AWS profile)'}"
+
+    def location(self) -> str:
+        return f"{self.secret_id} ({self.version_stage})"
+
 
 #: Attempts per fetch (the first call plus retries). botocore's standard mode retries throttling
 #: with exponential backoff and transient network errors; each attempt gets an equal share of
@@ -55,16 +104,23 @@ _ACCESS_CODES = frozenset({"AccessDeniedException", "AccessDenied"})
 _THROTTLE_CODES = frozenset(
     {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
 )
-# Failures of the credential providers themselves (no request was sent).
-_CREDENTIAL_ERRORS: tuple[type[Exception], ...] = (
-    aws_errors.NoCredentialsError,
-    aws_errors.PartialCredentialsError,
-    aws_errors.ProfileNotFound,
-    aws_errors.CredentialRetrievalError,
-    aws_errors.TokenRetrievalError,
-    aws_errors.SSOError,
-    aws_errors.InvalidConfigError,
-)
+
+
+def _credential_errors() -> tuple[type[Exception], ...]:
+    """Failures of the credential providers themselves (no request was sent)."""
+    from botocore import exceptions as aws_errors
+
+    return (
+        aws_errors.NoCredentialsError,
+        aws_errors.PartialCredentialsError,
+        aws_errors.ProfileNotFound,
+        aws_errors.CredentialRetrievalError,
+        aws_errors.TokenRetrievalError,
+        aws_errors.SSOError,
+        aws_errors.InvalidConfigError,
+    )
+
+
 _XML_CODE = re.compile(r"<Code>([^<]{1,100})</Code>")
 _XML_MESSAGE = re.compile(r"<Message>([^<]{0,500})</Message>")
 
@@ -111,13 +167,24 @@ def _error_code_and_message(error: aws_errors.ClientError) -> tuple[str, str]:
     return code, _short(message)
 
 
-class AwsSecretsManagerBackend:
+class AwsSecretsManagerStore(SecretStore["AwsSettings"]):
     """Reads one secret version; keeps one boto3 client (its connection pool) per instance."""
 
     name = NAME
+    prefix = "MLFLOW_AWS"
+    variables = (
+        Variable("MLFLOW_AWS_SECRET_NAME", "secret_name", "the secret's name or full ARN"),
+        Variable("MLFLOW_AWS_SECRET_ID", None, "alias of MLFLOW_AWS_SECRET_NAME"),
+        Variable("MLFLOW_AWS_VERSION_STAGE", "version_stage", "the version stage", "AWSCURRENT"),
+        Variable("AWS_REGION", "region", "the secret's region"),
+        Variable("AWS_DEFAULT_REGION", None, "the region when AWS_REGION is unset"),
+        *(Variable(n, None, "read by boto3's own chain", sdk=True) for n in AWS_SDK_VARIABLES),
+    )
+    sdk_module = "boto3"
+    sdk_install = "mlflow-secrets-auth[aws]"
 
     def __init__(self, settings: AwsSettings) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self._lock = threading.Lock()
         self._client: Any = None
 
@@ -157,11 +224,22 @@ class AwsSecretsManagerBackend:
         if client is not None:
             client.close()
 
-    def __repr__(self) -> str:
-        s = self.settings
-        return (
-            f"AwsSecretsManagerBackend(secret_id={s.secret_id!r}, region={s.region!r}, "
-            f"version_stage={s.version_stage!r})"
+    @classmethod
+    def load_settings(cls, env: Mapping[str, str], common: CommonSettings) -> AwsSettings:
+        secret_id = text(env, "MLFLOW_AWS_SECRET_NAME") or text(env, "MLFLOW_AWS_SECRET_ID")
+        if not secret_id:
+            raise IncompleteConfigurationError(
+                NAME, ["MLFLOW_AWS_SECRET_NAME (or MLFLOW_AWS_SECRET_ID)"]
+            )
+        region = (
+            text(env, "AWS_REGION") or text(env, "AWS_DEFAULT_REGION") or _arn_region(secret_id)
+        )
+        return AwsSettings(
+            **common.kwargs(),
+            secret_id=secret_id,
+            region=region,
+            version_stage=text(env, "MLFLOW_AWS_VERSION_STAGE") or "AWSCURRENT",
+            sdk_environment=digest(env, AWS_SDK_VARIABLES),
         )
 
     # -- client --------------------------------------------------------------------------------
@@ -178,6 +256,9 @@ class AwsSecretsManagerBackend:
             return self._client
 
     def _new_client(self) -> Any:
+        import boto3
+        from botocore.config import Config
+
         per_attempt = self.settings.timeout_sec / ATTEMPTS
         config = Config(
             connect_timeout=per_attempt,
@@ -205,12 +286,14 @@ class AwsSecretsManagerBackend:
         return f"{self.settings.secret_id} in region {self._region()}"
 
     def _call(self, step: Step, action: Callable[[], T]) -> T:
+        from botocore import exceptions as aws_errors
+
         s = self.settings
         try:
             return action()
         except aws_errors.ClientError as error:
             raise self._client_error(error) from None
-        except _CREDENTIAL_ERRORS as error:
+        except _credential_errors() as error:
             raise BackendError(
                 NAME,
                 "login",

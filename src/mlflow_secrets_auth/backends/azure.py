@@ -5,29 +5,74 @@ all work as they do for any Azure SDK client)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from azure.core.exceptions import (
-    AzureError,
-    ClientAuthenticationError,
-    HttpResponseError,
-    ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
-)
-from azure.identity import CredentialUnavailableError, DefaultAzureCredential
-from azure.keyvault.secrets import SecretClient
-
-from ..errors import BackendError, Step
+from ..errors import BackendError, IncompleteConfigurationError, Step
 from ..log import get_logger
 from ..network import explain
-from ..settings import AzureSettings
-from .base import FetchedSecret
+from ..values import digest, flag, http_url, text
+from .base import CommonSettings, FetchedSecret, SecretStore, StoreSettings, Variable
+
+if TYPE_CHECKING:
+    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+    from azure.identity import DefaultAzureCredential
+    from azure.keyvault.secrets import SecretClient
 
 logger = get_logger(__name__)
 NAME = "azure-key-vault"
 T = TypeVar("T")
+
+# Variables azure-identity reads itself; a change to one rebuilds the credential and client.
+AZURE_SDK_VARIABLES = (
+    "AZURE_CLIENT_ID",
+    "AZURE_TENANT_ID",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_CLIENT_CERTIFICATE_PATH",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "AZURE_AUTHORITY_HOST",
+    "AZURE_TOKEN_CREDENTIALS",
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
+    "MSI_ENDPOINT",
+    "MSI_SECRET",
+    "IDENTITY_SERVER_THUMBPRINT",
+    "IMDS_ENDPOINT",
+    "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+    "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+    "AZURE_ADDITIONALLY_ALLOWED_TENANTS",
+    "REQUESTS_CA_BUNDLE",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AzureSettings(StoreSettings):
+    """Azure Key Vault: which vault and secret; credentials come from DefaultAzureCredential."""
+
+    vault_url: str
+    secret_name: str
+    secret_version: str | None = None
+    verify_challenge_resource: bool = True
+    sdk_environment: str = field(default="", repr=False)  # digest of AZURE_SDK_VARIABLES
+    backend_name: str = NAME
+
+    @property
+    def identity(self) -> str:
+        return f"azure-key-vault:{self.vault_url}:{self.secret_name}:{self.secret_version or ''}"
+
+    def describe(self) -> str:
+        return (
+            f"Azure Key Vault {self.vault_url}, secret {self.secret_name} (version "
+            f"{self.secret_version or 'latest'}), credential DefaultAzureCredential"
+        )
+
+    def endpoint(self) -> str:
+        return f"Key Vault at {self.vault_url}"
+
+    def location(self) -> str:
+        return self.secret_name
+
 
 #: Attempts per HTTP call (the first plus retries); each gets an equal share of
 #: MLFLOW_SECRETS_TIMEOUT_SEC, and the vault pipeline is also capped at that in total.
@@ -74,14 +119,35 @@ def _service_error(error: HttpResponseError) -> tuple[str, str, str]:
     return code, inner_code, _short(message)
 
 
-class AzureKeyVaultBackend:
+class AzureKeyVaultStore(SecretStore[AzureSettings]):
     """Reads one secret (latest or pinned version); keeps one credential and one SecretClient,
     so the access token and the vault's authentication challenge are reused between fetches."""
 
     name = NAME
+    prefix = "MLFLOW_AZURE"
+    variables = (
+        Variable(
+            "MLFLOW_AZURE_KEY_VAULT_URL", "vault_url", "the vault URL, https://NAME.vault.azure.net"
+        ),
+        Variable("AZURE_KEY_VAULT_URL", None, "alias of MLFLOW_AZURE_KEY_VAULT_URL"),
+        Variable("MLFLOW_AZURE_SECRET_NAME", "secret_name", "the secret's name"),
+        Variable("MLFLOW_AZURE_SECRET_VERSION", "secret_version", "a pinned version", "latest"),
+        Variable(
+            "MLFLOW_AZURE_VERIFY_CHALLENGE_RESOURCE",
+            "verify_challenge_resource",
+            "false for private endpoints and custom domains",
+            "true",
+        ),
+        *(
+            Variable(n, None, "read by azure-identity's own chain", sdk=True)
+            for n in AZURE_SDK_VARIABLES
+        ),
+    )
+    sdk_module = "azure.keyvault.secrets"
+    sdk_install = "mlflow-secrets-auth[azure]"
 
     def __init__(self, settings: AzureSettings) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self._lock = threading.Lock()
         self._client: SecretClient | None = None
         self._credential: DefaultAzureCredential | None = None
@@ -110,11 +176,29 @@ class AzureKeyVaultBackend:
         if credential is not None:
             credential.close()
 
-    def __repr__(self) -> str:
-        s = self.settings
-        return (
-            f"AzureKeyVaultBackend(vault_url={s.vault_url!r}, secret_name={s.secret_name!r}, "
-            f"version={s.secret_version or 'latest'!r})"
+    @classmethod
+    def load_settings(cls, env: Mapping[str, str], common: CommonSettings) -> AzureSettings:
+        url_var = (
+            "MLFLOW_AZURE_KEY_VAULT_URL"
+            if text(env, "MLFLOW_AZURE_KEY_VAULT_URL")
+            else "AZURE_KEY_VAULT_URL"
+        )
+        missing = []
+        if not text(env, url_var):
+            missing.append("MLFLOW_AZURE_KEY_VAULT_URL (or AZURE_KEY_VAULT_URL)")
+        if not text(env, "MLFLOW_AZURE_SECRET_NAME"):
+            missing.append("MLFLOW_AZURE_SECRET_NAME")
+        if missing:
+            raise IncompleteConfigurationError(NAME, missing)
+        return AzureSettings(
+            **common.kwargs(),
+            vault_url=http_url(
+                env, url_var, https_only=True, example="https://myvault.vault.azure.net"
+            ),
+            secret_name=text(env, "MLFLOW_AZURE_SECRET_NAME") or "",
+            secret_version=text(env, "MLFLOW_AZURE_SECRET_VERSION"),
+            verify_challenge_resource=flag(env, "MLFLOW_AZURE_VERIFY_CHALLENGE_RESOURCE", True),
+            sdk_environment=digest(env, AZURE_SDK_VARIABLES),
         )
 
     # -- client --------------------------------------------------------------------------------
@@ -131,6 +215,9 @@ class AzureKeyVaultBackend:
             return self._client
 
     def _new_client(self) -> SecretClient:
+        from azure.identity import DefaultAzureCredential
+        from azure.keyvault.secrets import SecretClient
+
         s = self.settings
         per_attempt = s.timeout_sec / ATTEMPTS
         transport: dict[str, Any] = {
@@ -160,6 +247,16 @@ class AzureKeyVaultBackend:
         return f"{s.secret_name}{version} in {s.vault_url}"
 
     def _call(self, step: Step, action: Callable[[], T]) -> T:
+        from azure.core.exceptions import (
+            AzureError,
+            ClientAuthenticationError,
+            HttpResponseError,
+            ResourceNotFoundError,
+            ServiceRequestError,
+            ServiceResponseError,
+        )
+        from azure.identity import CredentialUnavailableError
+
         s = self.settings
         try:
             return action()
@@ -209,19 +306,19 @@ class AzureKeyVaultBackend:
                 NAME, "connect", detail, f"MLFLOW_AZURE_KEY_VAULT_URL and {fix}"
             ) from None
         except ValueError as error:
-            text = str(error)
-            if "challenge" in text.lower():
+            said = str(error)
+            if "challenge" in said.lower():
                 # The 401 challenge names a resource whose domain is not the vault URL's.
                 raise BackendError(
                     NAME,
                     "connect",
                     f"the authentication challenge from {s.vault_url} does not match the vault's "
-                    f"domain ({_short(text.split('. Pass')[0])})",
+                    f"domain ({_short(said.split('. Pass')[0])})",
                     "MLFLOW_AZURE_KEY_VAULT_URL; for a private endpoint or custom domain you "
                     "trust, set MLFLOW_AZURE_VERIFY_CHALLENGE_RESOURCE=false",
                 ) from None
-            if "AZURE_TOKEN_CREDENTIALS" in text:
-                raise BackendError(NAME, "login", _short(text), "AZURE_TOKEN_CREDENTIALS") from None
+            if "AZURE_TOKEN_CREDENTIALS" in said:
+                raise BackendError(NAME, "login", _short(said), "AZURE_TOKEN_CREDENTIALS") from None
             raise
         except AzureError as error:
             raise BackendError(

@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 Payload = str | bytes | Mapping[str, object]
+#: ``auto`` (the default) follows the secret's shape: username and password → basic, else bearer.
 AuthMode = Literal["auto", "bearer", "basic"]
 
 #: The entry point group through which stores are discovered.
@@ -79,6 +80,14 @@ class StoreSettings:
 
     def describe(self) -> str:
         """One line for ``info`` and ``doctor``: where the secret is and how it is reached."""
+        return self.identity
+
+    def endpoint(self) -> str:
+        """The service the store talks to, as ``doctor`` names it ("reached …")."""
+        return self.backend_name
+
+    def location(self) -> str:
+        """The secret's name or path, as ``doctor`` names it ("read …")."""
         return self.identity
 
 
@@ -162,6 +171,7 @@ class SecretStore(Generic[S]):
 class Backend(Protocol):
     """What the cache-facing code needs of a store: a name and ``fetch()``."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def fetch(self) -> FetchedSecret: ...

@@ -1,12 +1,18 @@
-"""HashiCorp Vault / OpenBao through hvac: token, AppRole or Kubernetes login; KV v1 or v2 at any
-mount, detected from the server rather than assumed to be ``secret/``."""
+"""HashiCorp Vault / OpenBao through hvac: token, AppRole, Kubernetes or JWT login; KV v1 or v2
+at any mount, detected from the server rather than assumed to be ``secret/``.
+
+A token obtained by login is renewed while it can be and replaced by a new login when it
+cannot (or Vault refuses it); all of it happens inside ``fetch()``, which the cache calls ahead
+of the secret's expiry, so no thread of its own is needed. A user-supplied token is used as
+given (renewed only with MLFLOW_VAULT_RENEW_TOKEN=true).
+"""
 
 from __future__ import annotations
 
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import hvac
@@ -14,15 +20,16 @@ import requests
 from hvac import exceptions as vault_errors
 
 from ..errors import BackendError, Step
-from ..log import get_logger
+from ..log import get_logger, register_secret
 from ..network import explain
 from ..settings import VaultSettings
-from .base import FetchedSecret
+from .base import FetchedSecret, SecretStore
+from .vault_login import login, login_fix, user_token, user_token_fix
+from .vault_retry import TransientRetryAdapter
+from .vault_token import TokenLease, no_expiry
 
 logger = get_logger(__name__)
 NAME = "vault"
-# Re-obtain a login token once this share of its lease has passed.
-_RENEW_AT_FRACTION = 0.75
 
 
 @dataclass(frozen=True)
@@ -81,84 +88,184 @@ def _kv_version(config: dict[str, Any]) -> str:
     return "KV v2" if str(options.get("version", "1")) == "2" else "KV v1"
 
 
-class VaultBackend:
-    """Reads one KV secret; keeps one hvac client and its login token between fetches."""
+class VaultBackend(SecretStore[Any]):
+    """Reads one KV secret; keeps one hvac client, its token and the token's lease between
+    fetches."""
 
     name = NAME
+    prefix = "MLFLOW_VAULT"
+    sdk_module = "hvac"
+    sdk_install = "mlflow-secrets-auth[vault]"
 
     def __init__(self, settings: VaultSettings) -> None:
         self.settings = settings
         self._lock = threading.Lock()
         self._client: hvac.Client | None = None
-        self._token_deadline: float | None = None  # monotonic time to re-login, login tokens
+        self._retry = TransientRetryAdapter()
+        self._lease: TokenLease | None = None  # None: no token yet (or it must be replaced)
         self._location: _Location | None = None
 
     # -- public --------------------------------------------------------------------------------
 
     def fetch(self) -> FetchedSecret:
         with self._lock:
-            client = self._authenticated_client()
+            # One deadline for the whole fetch: login, renewal, lookups, read and their retries.
+            self._retry.deadline = time.monotonic() + self.settings.timeout_sec
             try:
-                return self._read(client)
-            except _ReadForbidden as error:
-                if self.settings.login_method == "token":
-                    raise
-                # A login token may have been revoked early: log in again once and retry.
-                logger.info("Vault read was refused; logging in again once (%s)", error.detail)
-                self._client = None
-                return self._read(self._authenticated_client())
+                return self._fetch()
+            finally:
+                self._retry.deadline = None
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client, self._lease = self._client, None, None
+        if client is not None:
+            client.adapter.close()
 
     def __repr__(self) -> str:
         return f"VaultBackend(addr={self.settings.addr!r}, path={self.settings.secret_path!r})"
 
-    # -- connect and login ---------------------------------------------------------------------
+    def _fetch(self) -> FetchedSecret:
+        client = self._ready_client()
+        try:
+            return self._read(client)
+        except _ReadForbidden as error:
+            if self.settings.login_method != "token":
+                # A login token may have been revoked early: log in again once and retry.
+                logger.info("Vault read was refused; logging in again once (%s)", error.detail)
+                self._lease = None
+                return self._read(self._ready_client())
+            raise self._user_token_refused(client, error) from None
+
+    # -- connect, login, renew -----------------------------------------------------------------
 
     def _new_client(self) -> hvac.Client:
         s = self.settings
         verify: bool | str = s.cacert if s.cacert else not s.skip_verify
-        return hvac.Client(
-            url=s.addr, token=s.token, namespace=s.namespace, verify=verify, timeout=s.timeout_sec
+        # token="" (not None): hvac would otherwise pick up VAULT_TOKEN or ~/.vault-token itself.
+        client = hvac.Client(
+            url=s.addr, token="", namespace=s.namespace, verify=verify, timeout=s.timeout_sec
         )
-
-    def _authenticated_client(self) -> hvac.Client:
-        expired = self._token_deadline is not None and time.monotonic() >= self._token_deadline
-        if self._client is not None and not expired:
-            return self._client
-        client = self._new_client()
-        method = self.settings.login_method
-        if method == "token":
-            self._token_deadline = None
-        else:
-            response = self._call("login", lambda: self._login(client, method))
-            auth = response.get("auth") or {}
-            lease = float(auth.get("lease_duration") or 0)
-            self._token_deadline = (
-                time.monotonic() + lease * _RENEW_AT_FRACTION if lease > 0 else None
-            )
-            logger.info("Vault login succeeded (method=%s, lease_seconds=%s)", method, int(lease))
-        self._client = client
+        client.session.mount("http://", self._retry)
+        client.session.mount("https://", self._retry)
         return client
 
-    def _login(self, client: hvac.Client, method: str) -> dict[str, Any]:
-        s = self.settings
-        if method == "approle":
-            result: dict[str, Any] = client.auth.approle.login(
-                role_id=s.role_id, secret_id=s.secret_id, mount_point=s.approle_mount
+    def _ready_client(self) -> hvac.Client:
+        """The client with a usable token: obtained, renewed or replaced as its lease says."""
+        if self._client is None:
+            self._client = self._new_client()
+        client, lease = self._client, self._lease
+        user = self.settings.login_method == "token"
+        if lease is None or (user and self.settings.token_file and self._file_token_changed()):
+            self._start(client)
+            return client
+        action = lease.action(time.monotonic())
+        if action == "renew":
+            self._renew(client, lease)
+        elif action == "replace" and not user:
+            logger.info(
+                "Vault login token is expiring and cannot be renewed further; logging in again"
             )
-            return result
+            self._start(client)
+        return client
+
+    def _file_token_changed(self) -> bool:
+        """`vault login` rewrote ~/.vault-token since the token in use was read."""
+        assert self._client is not None
+        in_use: str = self._client.token
+        return user_token(self.settings) != in_use
+
+    def _start(self, client: hvac.Client) -> None:
+        """Put a fresh token on ``client``: the user's, or a new login's."""
+        s = self.settings
+        if s.login_method == "token":
+            client.token = user_token(s)
+            self._lease = self._user_lease(client) if s.renew_token else no_expiry()
+            return
+        client.token = ""  # never send a previous token with a login
+        self._lease = None
+        deadline = self._retry.deadline or time.monotonic() + s.timeout_sec
+        response = self._call("login", lambda: login(client, s, deadline))
+        auth = response.get("auth") or {}
+        if client.token:
+            register_secret(client.token)
+        ttl = float(auth.get("lease_duration") or 0)
+        renewable = bool(auth.get("renewable"))
+        self._lease = TokenLease(time.monotonic(), ttl, renewable, ttl)
+        logger.info(
+            "Vault login succeeded (method=%s, lease_seconds=%s, renewable=%s)",
+            s.login_method,
+            int(ttl),
+            str(renewable).lower(),
+        )
+
+    def _user_lease(self, client: hvac.Client) -> TokenLease:
+        """MLFLOW_VAULT_RENEW_TOKEN=true: learn the user token's TTL so it can be renewed."""
+
+        def lookup() -> Any:
+            try:
+                return client.auth.token.lookup_self()
+            except (vault_errors.Forbidden, vault_errors.Unauthorized):
+                raise self._expired_user_token() from None
+
+        data = self._call("login", lookup).get("data") or {}
+        ttl = float(data.get("ttl") or 0)
+        increment = float(data.get("creation_ttl") or ttl)
+        renewable = bool(data.get("renewable"))
+        logger.debug(
+            "Vault token looked up (ttl_seconds=%d, renewable=%s)", ttl, str(renewable).lower()
+        )
+        return TokenLease(time.monotonic(), ttl, renewable, increment)
+
+    def _renew(self, client: hvac.Client, lease: TokenLease) -> None:
+        """renew-self; a token Vault will not renew is replaced by a new login (or, when the
+        user supplied it, kept until it is refused)."""
+        user = self.settings.login_method == "token"
         try:
-            with open(s.k8s_token_path, encoding="utf-8") as handle:
-                jwt = handle.read().strip()
-        except OSError as error:
-            raise BackendError(
-                NAME,
-                "login",
-                f"cannot read the Kubernetes service-account token at {s.k8s_token_path} "
-                f"({error.strerror})",
-                "that the pod mounts a service-account token, or set MLFLOW_VAULT_K8S_TOKEN_PATH",
-            ) from None
-        result = client.auth.kubernetes.login(role=s.k8s_role, jwt=jwt, mount_point=s.k8s_mount)
-        return result
+            response = client.auth.token.renew_self(increment=f"{int(lease.increment)}s")
+        except requests.RequestException as error:
+            raise self._unreachable(error) from None
+        except vault_errors.VaultError as error:
+            logger.info(
+                "Vault token renewal refused (%s); %s",
+                _vault_messages(error),
+                "keeping the token until it is refused" if user else "logging in again",
+            )
+            if user:
+                self._lease = replace(lease, renewable=False)
+            else:
+                self._start(client)
+            return
+        auth = response.get("auth") or {}
+        ttl = float(auth.get("lease_duration") or 0)
+        self._lease = lease.renewed(time.monotonic(), ttl, bool(auth.get("renewable")))
+        logger.info(
+            "Vault token renewed (ttl_seconds=%d, renewable_further=%s)",
+            int(ttl),
+            str(self._lease.renewable).lower(),
+        )
+
+    def _user_token_refused(self, client: hvac.Client, error: BackendError) -> BackendError:
+        """A refused read with a user token: expired/revoked (Vault will not look it up), or a
+        policy that does not grant the read (the lookup works)."""
+        try:
+            client.auth.token.lookup_self()
+        except (vault_errors.Forbidden, vault_errors.Unauthorized):
+            return self._expired_user_token()
+        except (vault_errors.VaultError, requests.RequestException):
+            return error
+        return error
+
+    def _expired_user_token(self) -> BackendError:
+        self._lease = None  # read the token again next time (the file may be refreshed)
+        origin = self.settings.token_origin
+        return BackendError(
+            NAME,
+            "login",
+            f"Vault refused the token from {origin}: it has expired, been revoked, or is not "
+            "valid on this Vault (or namespace)",
+            user_token_fix(self.settings),
+        )
 
     # -- locate and read -----------------------------------------------------------------------
 
@@ -279,7 +386,10 @@ class VaultBackend:
                 NAME, "read", f"the answer for {location} holds no data", "the secret's contents"
             )
         return FetchedSecret(
-            data, version=None if version is None else str(version), location=str(location)
+            data,
+            version=None if version is None else str(version),
+            location=str(location),
+            expires_at=_lease_expiry(response, self.settings.ttl_sec),
         )
 
     # -- error mapping -------------------------------------------------------------------------
@@ -292,8 +402,7 @@ class VaultBackend:
         except BackendError:
             raise
         except requests.exceptions.RequestException as error:
-            detail, fix = explain(error, f"Vault at {s.addr}", s.timeout_sec)
-            raise BackendError(NAME, "connect", detail, f"VAULT_ADDR and {fix}") from None
+            raise self._unreachable(error) from None
         except (
             vault_errors.Forbidden,
             vault_errors.InvalidRequest,
@@ -343,18 +452,30 @@ class VaultBackend:
                 "the Vault server's logs",
             ) from None
 
-    def _login_refusal(self, error: vault_errors.VaultError) -> str:
-        method = self.settings.login_method
-        return f"Vault authentication failed ({method} login: {_vault_messages(error)})"
+    def _unreachable(self, error: requests.RequestException) -> BackendError:
+        s = self.settings
+        detail, fix = explain(error, f"Vault at {s.addr}", s.timeout_sec)
+        return BackendError(NAME, "connect", detail, f"VAULT_ADDR and {fix}")
 
-    def _login_fix(self) -> str:
+    def _login_refusal(self, error: vault_errors.VaultError) -> str:
         s = self.settings
         if s.login_method == "approle":
-            return (
-                f"VAULT_ROLE_ID, VAULT_SECRET_ID (expired or used up?) and the AppRole mount "
-                f"MLFLOW_VAULT_APPROLE_MOUNT={s.approle_mount}"
-            )
-        return (
-            f"MLFLOW_VAULT_K8S_ROLE={s.k8s_role}, the role's bound service accounts, and "
-            f"MLFLOW_VAULT_K8S_MOUNT={s.k8s_mount}"
-        )
+            what = f"approle login at auth/{s.approle_mount}"
+        elif s.login_method == "kubernetes":
+            what = f"kubernetes login as role {s.k8s_role} at auth/{s.k8s_mount}"
+        else:
+            what = f"jwt login as role {s.jwt_role} at auth/{s.jwt_mount}"
+        return f"Vault authentication failed ({what}: {_vault_messages(error)})"
+
+    def _login_fix(self) -> str:
+        return login_fix(self.settings)
+
+
+def _lease_expiry(response: dict[str, Any], ttl_sec: float) -> float | None:
+    """A KV read's lease, as a wall-clock expiry, when it ends before the cache TTL would."""
+    lease = float(response.get("lease_duration") or 0)
+    return time.time() + lease if 0 < lease < ttl_sec else None
+
+
+#: The name the entry point registers.
+VaultStore = VaultBackend

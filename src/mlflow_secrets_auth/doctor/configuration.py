@@ -5,9 +5,9 @@ Every later credential step needs the settings and the backend built here.
 
 from __future__ import annotations
 
-from ..backends import install_command, sdk_module
+from ..backends import load_store
 from ..errors import ConfigurationError
-from ..info import backend_states, sdk_installed
+from ..info import backend_states, install_command, sdk_installed
 from ..settings import load_general, load_settings
 from .describe import _describe
 from .model import Check, _Run
@@ -59,15 +59,14 @@ def _configuration(run: _Run) -> None:
     if chosen is None:  # enabled but nothing chosen cannot happen; be explicit anyway
         return fail("no backend was chosen", ENABLE_FIX, "no backend was chosen")
 
-    from ..backends import create_backend
+    from ..backends import create_store
 
     try:
-        backend = create_backend(chosen)
+        backend = create_store(chosen)
     except ConfigurationError as error:  # the SDK is not installed
         also = f"; {skipped_text}" if skipped_text else ""
-        return fail(
-            f"{error}{also}", install_command(chosen.backend_name), "the backend's SDK is missing"
-        )
+        fix = str(error).rpartition(": ")[2]
+        return fail(f"{error}{also}", fix, "the backend's SDK is missing")
     run.settings, run.backend = settings, backend
     detail = f"{chosen.backend_name} chosen: {_describe(chosen, run.env)}"
     if skipped:
@@ -87,15 +86,27 @@ def _configuration(run: _Run) -> None:
         run.add(Check("configuration", "Configuration", "passed", detail))
 
 
+def _missing_sdk(name: str) -> str | None:
+    """The command that installs the store's SDK when it is missing; None when it is there."""
+    try:
+        store = load_store(name)
+    except ConfigurationError:  # a broken store is reported on its own
+        return None
+    if store.sdk_module and not sdk_installed(store.sdk_module):
+        return install_command(store)
+    return None
+
+
 def _lacks(name: str, missing: tuple[str, ...]) -> str:
     text = f"{' and '.join(missing)} not set"
-    if not sdk_installed(sdk_module(name)):
-        text += f", and its SDK ({sdk_module(name)}) is not installed"
+    if _missing_sdk(name):
+        text += ", and its SDK is not installed"
     return text
 
 
 def _remedy(name: str, missing: tuple[str, ...]) -> str:
     text = f"set {' and '.join(missing)}"
-    if not sdk_installed(sdk_module(name)):
-        text += f" and run {install_command(name)}"
+    install = _missing_sdk(name)
+    if install:
+        text += f" and run {install}"
     return text

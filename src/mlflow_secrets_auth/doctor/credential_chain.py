@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
+from ..backends.vault_login import user_token_fix
 from ..errors import BackendError
 from ..settings import BackendSettings, VaultSettings
 from .describe import _login_passed, _secret_name, _target
@@ -71,7 +72,8 @@ def _credential_chain(run: _Run) -> None:
     run.add(Check("backend_reachable", "Backend reachable", "passed", f"reached {target}"))
     token = _token_status(run, settings)
     if token is not None and token.state == "valid":
-        login = f"VAULT_TOKEN is valid ({describe_token(token)})"
+        assert isinstance(settings, VaultSettings)
+        login = f"{_token_name(settings)} is valid ({describe_token(token)})"
     else:
         login = _login_passed(settings)
     run.add(Check("login", "Login", "passed", login))
@@ -116,28 +118,32 @@ def _report_backend_error(run: _Run, settings: BackendSettings, error: BackendEr
         _skip_rest(run, ("login", "secret_read"), f"{target} could not be reached")
         return
     run.add(Check("backend_reachable", "Backend reachable", "passed", f"reached {target}"))
-    if step == "login":
+    token = _token_status(run, settings)
+    if token is not None and token.state == "invalid":
+        assert isinstance(settings, VaultSettings)
+        run.add(_invalid_token(settings))
+        _skip_rest(run, ("secret_read",), "the login failed")
+        return
+    if step == "login" and token is not None and token.state == "valid" and token.ttl is None:
+        # Vault knows the token (it answers its mount listing) but would not let it look
+        # itself up: the refusal came from the read, which its policies do not allow.
+        assert isinstance(settings, VaultSettings)
+        failed = Check(
+            "secret_read",
+            "Secret read",
+            "failed",
+            f"read failed: permission denied reading {settings.secret_path}: the token is valid "
+            "but its policies do not grant read on this path",
+            "a policy on the token that grants read on the secret (for KV v2 on "
+            "<mount>/data/<path>), or MLFLOW_VAULT_SECRET_PATH if the path is wrong",
+        )
+    elif step == "login":
         run.add(failed)
         _skip_rest(run, ("secret_read",), "the login failed")
         return
-    token = _token_status(run, settings)
-    if token is not None and token.state == "invalid":
-        run.add(
-            Check(
-                "login",
-                "Login",
-                "failed",
-                "VAULT_TOKEN is invalid or expired: Vault refused it when it looked the token up "
-                "(auth/token/lookup-self), and refused the secret read for the same reason",
-                "set VAULT_TOKEN to a current token (e.g. from `vault login` or `vault print "
-                "token`), or log in another way (AppRole, Kubernetes); a token from another "
-                "namespace also needs VAULT_NAMESPACE",
-            )
-        )
-        _skip_rest(run, ("secret_read",), "the login failed")
-        return
     if token is not None and token.state == "valid":
-        login = f"VAULT_TOKEN is valid ({describe_token(token)})"
+        assert isinstance(settings, VaultSettings)
+        login = f"{_token_name(settings)} is valid ({describe_token(token)})"
         if token.policies and "permission denied" in error.detail:
             policies = ", ".join(token.policies)
             failed = replace(failed, fix=f"{failed.fix} (the token's policies: {policies})")
@@ -146,6 +152,22 @@ def _report_backend_error(run: _Run, settings: BackendSettings, error: BackendEr
     run.add(Check("login", "Login", "passed", login))
     run.add(failed)
     _skip_rest(run, (), "the secret could not be read")
+
+
+def _token_name(settings: VaultSettings) -> str:
+    origin = settings.token_origin
+    return origin if origin == "VAULT_TOKEN" else f"the token in {origin}"
+
+
+def _invalid_token(settings: VaultSettings) -> Check:
+    return Check(
+        "login",
+        "Login",
+        "failed",
+        f"{_token_name(settings)} is invalid or expired: Vault refused it when asked to look it "
+        "up (auth/token/lookup-self), and refused the secret read for the same reason",
+        user_token_fix(settings),
+    )
 
 
 def _token_status(run: _Run, settings: BackendSettings) -> TokenStatus | None:

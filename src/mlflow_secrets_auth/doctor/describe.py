@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..modes import mode_in_effect
-from ..settings import AwsSettings, BackendSettings, VaultSettings
+from ..settings import BackendSettings, VaultSettings
 
 
 def _describe(settings: BackendSettings, env: Mapping[str, str]) -> str:
@@ -20,49 +20,28 @@ def _describe(settings: BackendSettings, env: Mapping[str, str]) -> str:
             f"Vault at {settings.addr}{ns}, secret {settings.secret_path}, "
             f"{_vault_login(settings)}, {mode}"
         )
-    if isinstance(settings, AwsSettings):
-        return (
-            f"AWS Secrets Manager secret {settings.secret_id} ({settings.version_stage}) in "
-            f"region {settings.region or '(from the AWS profile)'}, credentials from boto3's "
-            f"chain, {mode}"
-        )
-    return (
-        f"Azure Key Vault {settings.vault_url}, secret {settings.secret_name} "
-        f"(version {settings.secret_version or 'latest'}), credential DefaultAzureCredential, "
-        f"{mode}"
-    )
+    return f"{settings.describe()}, {mode}"
 
 
 def _vault_login(settings: VaultSettings) -> str:
-    method = settings.login_method
-    if method == "token":
-        return "token login (VAULT_TOKEN)"
-    if method == "approle":
-        return f"AppRole login at auth/{settings.approle_mount} (VAULT_ROLE_ID, VAULT_SECRET_ID)"
-    return f"Kubernetes login as role {settings.k8s_role} at auth/{settings.k8s_mount}"
+    return settings.login_description
 
 
 def _target(settings: BackendSettings) -> str:
     if isinstance(settings, VaultSettings):
         return f"Vault at {settings.addr}"
-    if isinstance(settings, AwsSettings):
-        return f"AWS Secrets Manager in region {settings.region or '(from the AWS profile)'}"
-    return f"Key Vault at {settings.vault_url}"
+    return settings.endpoint()
 
 
 def _login_passed(settings: BackendSettings) -> str:
     if isinstance(settings, VaultSettings):
         if settings.login_method == "token":
-            return "token login (VAULT_TOKEN): Vault accepted the token for the read"
+            return f"{settings.login_description}: Vault accepted the token for the read"
         return f"{_vault_login(settings)} succeeded"
-    if isinstance(settings, AwsSettings):
-        return "AWS credentials from boto3's chain were accepted"
-    return "DefaultAzureCredential obtained a token that Key Vault accepted"
+    return f"{settings.endpoint()} accepted the store's credentials"
 
 
 def _secret_name(settings: BackendSettings) -> str:
     if isinstance(settings, VaultSettings):
         return settings.secret_path
-    if isinstance(settings, AwsSettings):
-        return f"{settings.secret_id} ({settings.version_stage})"
-    return settings.secret_name
+    return settings.location()

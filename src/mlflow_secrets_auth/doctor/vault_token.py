@@ -34,10 +34,17 @@ def token_status(settings: VaultSettings) -> TokenStatus:
     import requests
     from hvac import exceptions as vault_errors
 
+    from ..backends.vault_login import user_token
+    from ..errors import BackendError
+
+    try:
+        token = user_token(settings)  # VAULT_TOKEN, else the Vault CLI's token file
+    except BackendError:  # an unreadable token file: the fetch already said so
+        return TokenStatus("unknown")
     verify: bool | str = settings.cacert if settings.cacert else not settings.skip_verify
     client = hvac.Client(
         url=settings.addr,
-        token=settings.token,
+        token=token,
         namespace=settings.namespace,
         verify=verify,
         timeout=settings.timeout_sec,
