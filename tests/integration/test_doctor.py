@@ -116,10 +116,17 @@ HEAVY_PROBE = """
 import json, sys
 from mlflow_secrets_auth.cli import main
 code = main.main(["doctor"], standalone_mode=False)
-heavy = ("mlflow", "boto3", "botocore", "azure", "google")
+heavy = ("mlflow", "hvac", "boto3", "botocore", "azure", "google")
 loaded = sorted({m.split(".")[0] for m in sys.modules} & set(heavy))
 print(json.dumps({"exit": code, "loaded": loaded}), file=sys.stderr)
 """
+
+
+def doctor_imports() -> tuple[dict[str, Any], str]:
+    done = subprocess.run(
+        [sys.executable, "-c", HEAVY_PROBE], capture_output=True, text=True, timeout=60
+    )
+    return json.loads(done.stderr.strip().splitlines()[-1]), done.stdout
 
 
 def test_a_healthy_doctor_loads_only_what_the_enabled_backend_needs(
@@ -128,12 +135,19 @@ def test_a_healthy_doctor_loads_only_what_the_enabled_backend_needs(
     """Speed comes from not loading: no other backend's SDK, and no MLflow (only its entry
     point's metadata is read). bench/cli_time.py prints the wall time."""
     configure(stored({"token": "tok-light-1234"}))
-    done = subprocess.run(
-        [sys.executable, "-c", HEAVY_PROBE], capture_output=True, text=True, timeout=60
-    )
-    report = json.loads(done.stderr.strip().splitlines()[-1])
-    assert report == {"exit": 0, "loaded": []}, done.stdout
-    assert "OK: 10 passed" in done.stdout
+    report, stdout = doctor_imports()
+    assert report == {"exit": 0, "loaded": ["hvac"]}, stdout
+    assert "OK: 10 passed" in stdout
+
+
+def test_a_healthy_doctor_for_aws_loads_neither_hvac_nor_mlflow(
+    aws_secret: Callable[[str | bytes], Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_AUTH", "mlflow_secrets_auth")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    aws_secret(json.dumps({"token": "aws-light-1234"}))
+    report, stdout = doctor_imports()
+    assert report == {"exit": 0, "loaded": ["boto3", "botocore"]}, stdout
 
 
 @pytest.mark.parametrize("command", ["info", "doctor"])

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from ..backends.vault_login import user_token_fix
 from ..errors import BackendError
 from ..settings import BackendSettings, VaultSettings
 from .describe import _login_passed, _secret_name, _target
@@ -160,6 +159,8 @@ def _token_name(settings: VaultSettings) -> str:
 
 
 def _invalid_token(settings: VaultSettings) -> Check:
+    from ..backends.vault_login import user_token_fix  # imports hvac: only for Vault
+
     return Check(
         "login",
         "Login",
