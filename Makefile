@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/request_overhead.py
 	$(BIN)/python bench/import_time.py
 	$(BIN)/python bench/cold_fetch.py
+	$(BIN)/python bench/lifecycle.py
 	$(BIN)/python bench/cli_time.py
 
 clean:

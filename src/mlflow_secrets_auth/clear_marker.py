@@ -139,6 +139,11 @@ class ClearMarker:
             logger.debug("Cache clear marker changed (%s): dropping cached credentials", path)
         return changed
 
+    def after_fork_in_child(self) -> None:
+        """A new lock: one held by a parent thread would block the child forever. What the
+        parent last saw stays, so the child reports only clears made after that."""
+        self._lock = threading.Lock()
+
     # -- description (cache status) ------------------------------------------------------------
 
     def status(self) -> dict[str, object]:

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal
@@ -25,20 +26,55 @@ CredentialKind = Literal["bearer", "basic"]
 # cannot be used to guess a low-entropy password offline.
 _FINGERPRINT_KEY = os.urandom(16)
 _FORBIDDEN = {chr(c) for c in range(32)} | {"\x7f"}
+# Claims sets are small; a longer payload is not a token this plugin reads a claim from.
+_MAX_JWT_PAYLOAD = 16_384
 
 
 def fingerprint(value: str) -> str:
     return hmac.new(_FINGERPRINT_KEY, value.encode(), hashlib.sha256).hexdigest()[:12]
 
 
-class Credential:
-    """A bearer token or username/password, with its header values precomputed."""
+def jwt_expiry(token: str) -> float | None:
+    """The ``exp`` claim of a JWT (JWS compact form), in epoch seconds; None for anything else.
 
-    __slots__ = ("authorization", "fingerprint", "kind", "raw", "username")
+    The claim is read so that a token is replaced before it stops working (SPEC §4). The
+    signature is not verified: the server that receives the token does that, and a wrong
+    ``exp`` can only make this plugin fetch earlier. Nothing here logs or raises: a token that
+    is not a JWT, or has no usable ``exp``, is simply a token without a known expiry.
+    """
+    parts = token.split(".")
+    if len(parts) != 3 or not parts[1] or len(parts[1]) > _MAX_JWT_PAYLOAD:
+        return None
+    segment = parts[1]
+    try:
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        claims = json.loads(raw)
+    except (ValueError, RecursionError):  # not base64url (binascii.Error), UTF-8 or JSON
+        return None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
+        return None
+    try:
+        seconds = float(exp)
+    except OverflowError:  # an integer beyond any date
+        return None
+    return seconds if math.isfinite(seconds) else None
+
+
+class Credential:
+    """A bearer token or username/password, with its header values precomputed.
+
+    ``expires_at`` (wall-clock epoch seconds, or None) is when the credential itself stops
+    working: a bearer JWT's ``exp`` claim, lowered by the store's own expiry through
+    :meth:`cap_expiry`. The cache refreshes before it and never serves the credential past it.
+    """
+
+    __slots__ = ("authorization", "expires_at", "fingerprint", "kind", "raw", "username")
 
     def __init__(self, kind: CredentialKind, secret: str, username: str | None = None) -> None:
         self.kind = kind
         self.username = username
+        self.expires_at: float | None = None
         if kind == "basic":
             pair = f"{username}:{secret}".encode()
             encoded = base64.b64encode(pair).decode("ascii")
@@ -57,7 +93,16 @@ class Credential:
             self.authorization = f"Bearer {secret}"
             self.raw = secret
             register_secret(secret)
+            self.expires_at = jwt_expiry(secret)
         self.fingerprint = fingerprint(self.authorization)
+
+    def cap_expiry(self, expires_at: float | None) -> None:
+        """Lower ``expires_at`` to a store-given expiry (a lease, an exec ``expires_at``).
+
+        Called once, by the source that fetched the credential, before anyone else sees it.
+        """
+        if expires_at is not None and (self.expires_at is None or expires_at < self.expires_at):
+            self.expires_at = float(expires_at)
 
     def header_value(self, custom_header: bool) -> str:
         """``Authorization`` value, or the raw value for a custom header (no scheme prefix)."""

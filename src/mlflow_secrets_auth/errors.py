@@ -59,3 +59,19 @@ class HostNotAllowedError(SecretsAuthError):
     def __init__(self, message: str, host: str) -> None:
         super().__init__(message)
         self.host = host
+
+
+class LoginPageError(SecretsAuthError):
+    """An HTML login page, or a redirect to one, answered an MLflow API request.
+
+    An SSO proxy in front of MLflow answers a credential it does not accept this way, not with
+    a 401. Raised from the response hook, so MLflow reports it instead of a JSON decoding error.
+    """
+
+    def __init__(self, host: str, request: str, answer: str, reason: str, fix: str) -> None:
+        super().__init__(
+            f"an HTML login page answered instead of the MLflow API: {host} answered {request} "
+            f"with {answer}: {reason}. Check {fix}"
+        )
+        self.host = host
+        self.answer = answer

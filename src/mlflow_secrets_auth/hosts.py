@@ -196,6 +196,10 @@ class HostPolicy:
         self._lock = threading.Lock()
         self._decisions: dict[object, Origin | HostNotAllowedError] = {}
 
+    def after_fork_in_child(self) -> None:
+        """A new lock (one held by a parent thread would block a forked child forever)."""
+        self._lock = threading.Lock()
+
     def effective_rules(self) -> tuple[HostRule, ...]:
         if self._rules is not None:
             return self._rules

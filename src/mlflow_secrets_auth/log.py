@@ -49,6 +49,12 @@ def redact(text: str) -> str:
     return text
 
 
+def after_fork_in_child() -> None:
+    """A new lock for a forked child: one held by a parent thread would block every log call."""
+    global _lock
+    _lock = threading.Lock()
+
+
 class RedactingFilter(logging.Filter):
     """Rewrites a record whose rendered message or exception text contains a known secret."""
 

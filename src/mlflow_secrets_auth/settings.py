@@ -570,6 +570,11 @@ class _SettingsCache:
         self._state = (keys, values, result)
         return result
 
+    def after_fork_in_child(self) -> None:
+        """A new lock: one held by a parent thread would block the child forever. The snapshot
+        stays (it is replaced whole, never half-written); the child reloads when it differs."""
+        self._lock = threading.Lock()
+
 
 #: Settings for the current environment, rebuilt only when a watched variable changed.
 settings_cache = _SettingsCache()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 from .backends.base import Backend
 from .cache import CredentialCache
@@ -24,8 +26,10 @@ class CredentialSource:
         settings: BackendSettings,
         cache: CredentialCache,
         max_stale_sec: float = 0.0,
+        connect: Callable[[BackendSettings], Backend] | None = None,
     ) -> None:
-        self.backend = backend
+        self._backend: Backend | None = backend
+        self._connect = connect
         self.settings = settings
         self.cache = cache
         self.max_stale_sec = max_stale_sec
@@ -42,6 +46,24 @@ class CredentialSource:
         if hit and logger.isEnabledFor(logging.DEBUG):
             logger.debug("Cache hit for key: %s", self.key)
         return credential
+
+    @property
+    def backend(self) -> Backend:
+        """The store; after :meth:`forget_backend`, a new one from ``connect``."""
+        backend = self._backend
+        if backend is None:
+            assert self._connect is not None
+            backend = self._backend = self._connect(self.settings)
+        return backend
+
+    def forget_backend(self) -> Backend | None:
+        """Stop using the current backend object, and return it (a forked child: its SDK
+        clients and connection pools are the parent's). Only for sources given ``connect``."""
+        backend = self._backend
+        if self._connect is None:
+            return None
+        self._backend = None
+        return backend
 
     def invalidate(self, credential: Credential) -> bool:
         dropped = self.cache.invalidate(self.key, credential)
@@ -70,6 +92,11 @@ class CredentialSource:
             failure = BackendError(self.provider, "parse", error.detail, error.fix)
             logger.error("%s", failure)
             raise failure from None
+        claimed = credential.expires_at  # a bearer JWT's exp claim, if any
+        credential.cap_expiry(fetched.expires_at)
+        if credential.expires_at is not None:
+            by = "its JWT exp claim" if credential.expires_at == claimed else "the store's expiry"
+            self._check_not_expired(credential, by)
         logger.info(
             "Secret fetched successfully (provider=%s, cache_hit=false, kind=%s, fingerprint=%s)",
             self.provider,
@@ -77,6 +104,22 @@ class CredentialSource:
             credential.fingerprint,
         )
         return credential
+
+    def _check_not_expired(self, credential: Credential, by: str) -> None:
+        """Refuse a credential that has already expired: sending it would only earn a 401."""
+        assert credential.expires_at is not None
+        if credential.expires_at > time.time():
+            logger.debug("The credential expires by %s: it is refreshed before then", by)
+            return
+        failure = BackendError(
+            self.provider,
+            "read",
+            f"the secret holds a credential that has already expired (by {by})",
+            "that whatever writes the secret puts a current credential there, and that this "
+            "machine's clock is right",
+        )
+        logger.error("%s", failure)
+        raise failure
 
     def __repr__(self) -> str:
         return f"CredentialSource(provider={self.provider}, key={self.key!r})"

@@ -238,6 +238,8 @@ class KeyVaultFake:
         self._secrets: dict[str, _Secret] = {}
         self._requests: list[VaultRequest] = []
         self._rejected_tokens: set[str] = set()
+        self._read_delay = 0.0
+        self._slowed = 0
         self._server = HTTPServer(
             host=LOOPBACK, port=0, ssl_context=tls.server_context(), threaded=True
         )
@@ -262,6 +264,8 @@ class KeyVaultFake:
             self._secrets.clear()
             self._requests.clear()
             self._rejected_tokens.clear()
+            self._read_delay = 0.0
+            self._slowed = 0
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -288,6 +292,17 @@ class KeyVaultFake:
         """Treat every token issued so far as invalid (revoked, or for another tenant)."""
         with self._lock:
             self._rejected_tokens.update(self.identity.issued)
+
+    def slow_reads(self, seconds: float) -> None:
+        """Hold every request for this long before answering it (0: answer at once)."""
+        with self._lock:
+            self._read_delay = seconds
+
+    @property
+    def slowed_requests(self) -> int:
+        """How many requests have been held by `slow_reads` (counted when the hold starts)."""
+        with self._lock:
+            return self._slowed
 
     @property
     def requests(self) -> list[VaultRequest]:
@@ -321,6 +336,11 @@ class KeyVaultFake:
         return token in self.identity.issued and token not in self._rejected_tokens
 
     def _handle(self, request: Request) -> Response:
+        with self._lock:
+            delay = self._read_delay
+            self._slowed += 1 if delay else 0
+        if delay:
+            time.sleep(delay)
         authorized = self._authorized(request)
         response = self._answer(request, authorized)
         with self._lock:

@@ -37,6 +37,8 @@ class CountingProxy(StartStop):
         self._lock = threading.Lock()
         self._delays: dict[str, float] = {}
         self._faults: list[_Fault] = []
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
 
     # -- fault injection -----------------------------------------------------------------------
 
@@ -74,8 +76,6 @@ class CountingProxy(StartStop):
                         fault.remaining -= 1
                     return delay, fault
             return delay, None
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
