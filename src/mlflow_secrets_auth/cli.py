@@ -196,10 +196,10 @@ def _print_info(data: dict[str, Any]) -> None:
         if backend.get("sdk"):
             sdk = "installed" if backend["sdk_installed"] else "NOT installed"
             line += f" SDK {backend['sdk']}: {sdk}"
-        if not backend.get("package", "").startswith("mlflow-secrets-auth"):
+        if not (backend.get("package") or "").startswith("mlflow-secrets-auth"):
             line += f" (package {backend.get('package')} {backend.get('package_version')})"
         if backend.get("error"):
-            line += f": {backend['error']}"
+            line = f"{line.rstrip()}: {backend['error']}"
         if backend.get("missing"):
             line += f"; missing {' and '.join(backend['missing'])}"
         if backend.get("install"):
