@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/import_time.py
 	$(BIN)/python bench/cold_fetch.py
 	$(BIN)/python bench/lifecycle.py
+	$(BIN)/python bench/cli_time.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist

@@ -8,6 +8,7 @@ that ``--help`` and ``--version`` stay instant.
 from __future__ import annotations
 
 import functools
+import io
 import json
 import logging
 import os
@@ -18,7 +19,13 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
-from .log import LOG_LEVEL_VARIABLE, ROOT_LOGGER_NAME, configure_from_env, get_logger
+from .log import (
+    LOG_LEVEL_VARIABLE,
+    ROOT_LOGGER_NAME,
+    StderrHandler,
+    configure_from_env,
+    get_logger,
+)
 
 logger = get_logger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -27,29 +34,41 @@ _SYMBOLS = {"passed": "✓", "failed": "✗", "warning": "!", "skipped": "-"}
 _ASCII_SYMBOLS = {"passed": "+", "failed": "x", "warning": "!", "skipped": "-"}
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever ``sys.stderr`` is when a record is emitted (test runners swap it)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.stream = sys.stderr  # emit runs under the handler's lock
-        super().emit(record)
-
-
 def _log_to_stderr() -> None:
-    """Show the package's log lines on stderr when MLFLOW_SECRETS_LOG_LEVEL asks for them."""
+    """The CLI is the application: with MLFLOW_SECRETS_LOG_LEVEL set, its records go to stderr.
+
+    The handler is the CLI's own, so the library's stderr fallback stays silent (no line twice).
+    """
     configure_from_env()
     logger = logging.getLogger(ROOT_LOGGER_NAME)
-    for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+    for handler in [h for h in logger.handlers if type(h) is StderrHandler]:
         logger.removeHandler(handler)  # from an earlier invocation in the same process
     if not (os.environ.get(LOG_LEVEL_VARIABLE) or "").strip():
         return
-    if logger.level != logging.NOTSET and not any(
-        isinstance(h, logging.StreamHandler) and not isinstance(h, logging.NullHandler)
-        for h in logger.handlers
-    ):
-        handler = _StderrHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-        logger.addHandler(handler)
+    if logger.level != logging.NOTSET:
+        logger.addHandler(StderrHandler())
+
+
+def _stdout_closed() -> None:
+    """The reader went away (``| head -1``): send the rest of the output nowhere, quietly.
+
+    Pointing file descriptor 1 at /dev/null also lets the interpreter's final flush succeed,
+    which would otherwise print "Exception ignored … BrokenPipeError" and exit 120.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+
+
+def _out(text: str = "") -> None:
+    """Print one line to stdout; a closed pipe ends the output, not the command."""
+    try:
+        click.echo(text)
+    except BrokenPipeError:
+        _stdout_closed()
 
 
 def _no_traceback(command: F) -> F:
@@ -61,6 +80,9 @@ def _no_traceback(command: F) -> F:
             return command(*args, **kwargs)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
+        except BrokenPipeError:  # output the command did not route through _out
+            _stdout_closed()
+            raise SystemExit(1) from None
         except Exception as error:  # the type only: the text might quote something secret
             logger.debug("Command failed with %s", type(error).__name__)
             click.echo(
@@ -84,7 +106,7 @@ def _symbols() -> dict[str, str]:
 
 
 def _emit_json(data: object) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=False))
+    _out(json.dumps(data, indent=2, sort_keys=False))
 
 
 @click.group(
@@ -148,7 +170,7 @@ def _yes(value: object) -> str:
 
 
 def _print_info(data: dict[str, Any]) -> None:
-    echo = click.echo
+    echo = _out
     echo(
         f"mlflow-secrets-auth {data['version']} (Python {data['python']}, "
         f"{'MLflow ' + data['mlflow'] if data['mlflow'] else 'MLflow not installed'})"
@@ -159,14 +181,14 @@ def _print_info(data: dict[str, Any]) -> None:
         f"{'registered' if entry['registered'] else 'NOT registered (reinstall the package)'}"
     )
     tracking_auth = data["mlflow_tracking_auth"]
-    active = tracking_auth == entry["name"]
-    echo(
-        f"MLFLOW_TRACKING_AUTH: {tracking_auth!r}"
-        if tracking_auth is not None
-        else "MLFLOW_TRACKING_AUTH: not set"
-    )
-    if not active:
-        echo(f"  MLflow will not call the plugin: export MLFLOW_TRACKING_AUTH={entry['name']}")
+    if tracking_auth == entry["name"]:
+        echo(f"MLFLOW_TRACKING_AUTH={tracking_auth}: MLflow calls the plugin")
+    else:
+        state = "is not set" if tracking_auth is None else f"is {tracking_auth!r}"
+        echo(
+            f"MLFLOW_TRACKING_AUTH {state}: MLflow will not call the plugin; "
+            f"export MLFLOW_TRACKING_AUTH={entry['name']}"
+        )
     echo("")
     echo("Backends (priority order):")
     for backend in data["backends"]:
@@ -174,38 +196,56 @@ def _print_info(data: dict[str, Any]) -> None:
         if backend.get("sdk"):
             sdk = "installed" if backend["sdk_installed"] else "NOT installed"
             line += f" SDK {backend['sdk']}: {sdk}"
-        if not backend.get("package", "").startswith("mlflow-secrets-auth"):
+        if not (backend.get("package") or "").startswith("mlflow-secrets-auth"):
             line += f" (package {backend.get('package')} {backend.get('package_version')})"
         if backend.get("error"):
-            line += f": {backend['error']}"
+            line = f"{line.rstrip()}: {backend['error']}"
         if backend.get("missing"):
             line += f"; missing {' and '.join(backend['missing'])}"
+        if backend.get("install"):
+            line += f"; {backend['install']}"
         echo(line)
     configuration = data["configuration"]
     if configuration["backend"]:
         echo(f"Configuration: {configuration['backend']} is used")
     else:
-        echo(f"Configuration: no backend is used: {configuration['error']}")
+        echo(f"Configuration: not usable: {configuration['error']}")
+    if configuration.get("auth_mode"):
+        echo(f"Auth mode: {configuration['auth_mode']['in_effect']}")
     echo("")
     echo("Variables seen by this process (secrets masked):")
     seen = {**data["variables"], **data["mlflow_variables"]}
     if not seen:
-        echo("  (none: no plugin or MLflow variable is set in this environment)")
+        echo("  none: no plugin or MLflow variable is set in this environment")
     for name, value in seen.items():
         shown = f"{value} (set)" if value == "***" else value
         echo(f"  {name}={shown}")
     echo("")
     hosts = data["hosts"]
     if hosts:
-        allowed = ", ".join(hosts["allowed_hosts"]) or "(none)"
-        echo(f"Allowed hosts: {allowed} (from {hosts['source']})")
+        echo(_allowed_hosts_line(hosts))
         echo(
             "Plain http to non-loopback hosts: "
             + ("allowed" if hosts["allow_http"] else "not allowed (MLFLOW_SECRETS_ALLOW_HTTP)")
         )
         echo(f"Credential header: {hosts['header']}")
-    click.echo(f"Cache ({data['cache']['scope']}): {_cache_line(data['cache'])}")
+    echo(f"Cache ({data['cache']['scope']}): {_cache_line(data['cache'])}")
     _print_marker(data["clear_marker"])
+
+
+def _allowed_hosts_line(hosts: dict[str, Any]) -> str:
+    allowed = ", ".join(hosts["allowed_hosts"])
+    if hosts["source"] == "MLFLOW_SECRETS_ALLOWED_HOSTS":
+        return f"Allowed hosts: {allowed or 'none'} (MLFLOW_SECRETS_ALLOWED_HOSTS)"
+    if allowed:
+        return (
+            f"Allowed hosts: {allowed}, from MLFLOW_TRACKING_URI/MLFLOW_REGISTRY_URI "
+            "(MLFLOW_SECRETS_ALLOWED_HOSTS is unset)"
+        )
+    return (
+        "Allowed hosts: none: MLFLOW_SECRETS_ALLOWED_HOSTS is unset and no "
+        "MLFLOW_TRACKING_URI/MLFLOW_REGISTRY_URI names a server"
+    )
 
 
 def _cache_line(cache: dict[str, Any]) -> str:
@@ -217,17 +257,20 @@ def _cache_line(cache: dict[str, Any]) -> str:
 
 def _print_marker(marker: dict[str, Any]) -> None:
     if marker["exists"]:
-        click.echo(
+        _out(
             f"Clear marker: {marker['path']}: last clear requested {marker['requested_at']} "
             f"(generation {marker['generation']}, file changed {marker['changed_at']})"
         )
     else:
-        click.echo(f"Clear marker: {marker['path']}: no clear requested yet")
+        _out(f"Clear marker: {marker['path']}: no clear requested yet")
     if marker.get("error"):
-        click.echo(f"  note: {marker['error']}")
+        _out(f"  note: {marker['error']}")
 
 
 # -- doctor -------------------------------------------------------------------------------------
+
+
+_FROM_TRACKING_URI = "\0tracking-uri"  # `--dry-run` given without a URL
 
 
 def _dry_run_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -235,6 +278,18 @@ def _dry_run_url(ctx: click.Context, param: click.Parameter, value: str | None) 
 
     if value is None:
         return None
+    if value == _FROM_TRACKING_URI:
+        tracking = (os.environ.get("MLFLOW_TRACKING_URI") or "").strip()
+        if not tracking:
+            raise click.BadParameter(
+                "without a URL it sends the request to MLFLOW_TRACKING_URI, which is not set: "
+                "pass the MLflow server's URL (--dry-run https://mlflow.example.com) or export "
+                "MLFLOW_TRACKING_URI"
+            )
+        problem = dry_run_url_problem(tracking)
+        if problem is not None:
+            raise click.BadParameter(f"without a URL it uses MLFLOW_TRACKING_URI, but {problem}")
+        return tracking
     problem = dry_run_url_problem(value)
     if problem is not None:
         raise click.BadParameter(problem)
@@ -245,10 +300,12 @@ def _dry_run_url(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.option(
     "--dry-run",
     "dry_run_url",
-    metavar="URL",
+    metavar="[URL]",
+    is_flag=False,
+    flag_value=_FROM_TRACKING_URI,
     callback=_dry_run_url,
     help="Also send one real request (GET /api/2.0/mlflow/experiments/search?max_results=1) "
-    "with the plugin's credential to the MLflow server at URL.",
+    "with the plugin's credential to the MLflow server at URL (default: MLFLOW_TRACKING_URI).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
 @click.pass_context
@@ -262,19 +319,20 @@ def doctor(ctx: click.Context, dry_run_url: str | None, as_json: bool) -> None:
       backend reachable  network, DNS, TLS, time limit
       login              the secret store accepts this process's identity
       secret read        the secret exists and may be read
-      secret format      its shape fits the auth mode (bearer or basic)
+      secret format      its shape and the auth mode in effect (auto, bearer or basic)
       auth header        the header the plugin would send (never the value)
       MLflow activation  MLFLOW_TRACKING_AUTH, entry point, overriding settings, allowed hosts
       dry run            with --dry-run: one real request to the MLflow server
 
     Each check is printed as ✓ passed, ✗ failed, ! warning or - skipped, with the reason and,
     for problems, the fix. No secret value is ever printed. Exits 0 when no check failed
-    (warnings do not fail), 1 otherwise.
+    (warnings do not fail), 1 otherwise, 2 for a usage error.
 
     \b
     Examples:
       mlflow-secrets-auth doctor
       mlflow-secrets-auth doctor --dry-run https://mlflow.example.com
+      mlflow-secrets-auth doctor --dry-run        # the server at MLFLOW_TRACKING_URI
       MLFLOW_SECRETS_LOG_LEVEL=DEBUG mlflow-secrets-auth doctor
       mlflow-secrets-auth doctor --json > doctor.json
     """
@@ -295,13 +353,13 @@ def doctor(ctx: click.Context, dry_run_url: str | None, as_json: bool) -> None:
         )
     else:
         symbols = _symbols()
-        click.echo(f"mlflow-secrets-auth {__version__} doctor")
+        _out(f"mlflow-secrets-auth {__version__} doctor")
         for check in checks:
-            click.echo(f"{symbols[check.status]} {check.title}: {check.detail}")
+            _out(f"{symbols[check.status]} {check.title}: {check.detail}")
             if check.fix and check.status in ("failed", "warning"):
-                click.echo(f"    fix: {check.fix}")
+                _out(f"    fix: {check.fix}")
         verdict = "OK" if ok else "FAILED"
-        click.echo(
+        _out(
             f"{verdict}: {counts['passed']} passed, {counts['failed']} failed, "
             f"{counts['warning']} warning(s), {counts['skipped']} skipped"
         )
@@ -355,12 +413,12 @@ def cache_clear(ctx: click.Context) -> None:
         )
         ctx.exit(1)
     CACHE.clear()
-    click.echo(f"Cache clear requested (generation {generation}).")
-    click.echo(
+    _out(f"Cache clear requested (generation {generation}).")
+    _out(
         "Every process using the plugin with this cache directory drops its cached "
         "credentials before its next request."
     )
-    click.echo(f"Marker: {MARKER.path}")
+    _out(f"Marker: {MARKER.path}")
 
 
 @cache.command("status")
@@ -387,7 +445,7 @@ def cache_status(as_json: bool) -> None:
         _emit_json({"marker": marker, "this_process": process})
         return
     _print_marker(marker)
-    click.echo(f"This process (pid {process['pid']}): {_cache_line(process)}")
+    _out(f"This process (pid {process['pid']}): {_cache_line(process)}")
 
 
 if __name__ == "__main__":  # pragma: no cover

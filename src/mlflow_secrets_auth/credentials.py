@@ -13,10 +13,13 @@ import json
 import math
 import os
 from collections.abc import Mapping
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from .errors import SecretFormatError
 from .log import register_secret
+
+if TYPE_CHECKING:
+    from .backends.base import AuthMode
 
 CredentialKind = Literal["bearer", "basic"]
 # A per-process key: fingerprints tell "same or different credential" within one process, and
@@ -134,43 +137,58 @@ def _clean(value: object, what: str) -> str:
     return text
 
 
+_MODE_FIX = (
+    "set the backend's AUTH_MODE variable (e.g. MLFLOW_VAULT_AUTH_MODE) to auto (the default)"
+)
+
+
 def _split_user_pass(text: str, what: str) -> Credential:
     username, sep, password = text.partition(":")
     if not sep or not username or not password:
         raise SecretFormatError(
             f"basic mode needs the {what} in the form user:pass, but it has no "
-            f"{'colon' if not sep else 'user or password part'}",
-            'store {"username": "...", "password": "..."}, or use bearer mode',
+            f"{'colon' if not sep else 'user or password part'}: the secret fits bearer mode",
+            f"{_MODE_FIX} or to bearer, or store "
+            '{"username": "...", "password": "..."} for basic',
+            fits="bearer",
         )
     return Credential("basic", password.strip(), username=username.strip())
 
 
-def _from_mapping(data: Mapping[str, object], mode: CredentialKind) -> Credential:
+def _basic(data: Mapping[str, object]) -> Credential:
+    username = _clean(data["username"], "username")
+    password = _clean(data["password"], "password")
+    if ":" in username:
+        raise SecretFormatError(
+            "the secret's username contains ':', which basic authentication cannot carry",
+            "use a username without ':'",
+        )
+    return Credential("basic", password, username=username)
+
+
+def _from_mapping(data: Mapping[str, object], mode: AuthMode) -> Credential:
+    """auto: username and password → basic, else the token → bearer; strict modes take the
+    fields of their own kind and say which mode fits when only the other kind is there."""
+    pair = "username" in data and "password" in data
+    if pair and mode in ("auto", "basic"):
+        return _basic(data)
     if "token" in data:
         token = _clean(data["token"], "token")
         return _split_user_pass(token, "token") if mode == "basic" else Credential("bearer", token)
+    if pair:  # bearer mode
+        raise SecretFormatError(
+            "the secret holds a username and password, which fits basic mode, but the auth "
+            "mode is bearer",
+            f"{_MODE_FIX} or to basic, or store " + '{"token": "..."}',
+            fits="basic",
+        )
     if "username" in data or "password" in data:
-        missing = [k for k in ("username", "password") if k not in data]
-        if missing:
-            raise SecretFormatError(
-                f"the secret has {'username' if 'username' in data else 'password'} but no "
-                f"{missing[0]}",
-                "store both username and password",
-            )
-        username = _clean(data["username"], "username")
-        password = _clean(data["password"], "password")
-        if mode == "bearer":
-            raise SecretFormatError(
-                "the secret holds a username and password but the auth mode is bearer",
-                "set the backend's AUTH_MODE variable (e.g. MLFLOW_VAULT_AUTH_MODE) to basic, "
-                'or store {"token": "..."}',
-            )
-        if ":" in username:
-            raise SecretFormatError(
-                "the secret's username contains ':', which basic authentication cannot carry",
-                "use a username without ':'",
-            )
-        return Credential("basic", password, username=username)
+        present, missing = (
+            ("username", "password") if "username" in data else ("password", "username")
+        )
+        raise SecretFormatError(
+            f"the secret has {present} but no {missing}", "store both username and password"
+        )
     keys = ", ".join(sorted(map(str, data))) or "none"
     raise SecretFormatError(
         f"the secret has neither 'token' nor 'username' and 'password' (keys found: {keys})",
@@ -178,8 +196,12 @@ def _from_mapping(data: Mapping[str, object], mode: CredentialKind) -> Credentia
     )
 
 
-def parse_secret(payload: str | bytes | Mapping[str, object], mode: CredentialKind) -> Credential:
-    """Interpret a stored secret: JSON object, or a plain token / ``user:pass`` string."""
+def parse_secret(payload: str | bytes | Mapping[str, object], mode: AuthMode) -> Credential:
+    """Interpret a stored secret: JSON object, or a plain token / ``user:pass`` string.
+
+    In ``auto`` mode (the default) a username and password make basic credentials and anything
+    else a bearer token; ``bearer`` and ``basic`` are strict (SPEC §4).
+    """
     if isinstance(payload, bytes | bytearray):
         try:
             payload = bytes(payload).decode("utf-8")
@@ -206,7 +228,7 @@ def parse_secret(payload: str | bytes | Mapping[str, object], mode: CredentialKi
             ) from None
         if isinstance(data, dict):
             return _from_mapping(data, mode)
-    token = _clean(text, "token" if mode == "bearer" else "user:pass value")
+    token = _clean(text, "user:pass value" if mode == "basic" else "token")
     return _split_user_pass(token, "value") if mode == "basic" else Credential("bearer", token)
 
 

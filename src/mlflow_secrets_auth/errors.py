@@ -34,10 +34,12 @@ class IncompleteConfigurationError(ConfigurationError):
 class SecretFormatError(SecretsAuthError):
     """The stored secret does not have a usable shape (the value itself is never shown)."""
 
-    def __init__(self, detail: str, fix: str) -> None:
+    def __init__(self, detail: str, fix: str, fits: str | None = None) -> None:
         super().__init__(f"{detail}. {fix}")
         self.detail = detail
         self.fix = fix
+        #: The auth mode the secret's shape fits, when it contradicts a strict mode.
+        self.fits = fits
 
 
 class BackendError(SecretsAuthError):

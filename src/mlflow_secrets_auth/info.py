@@ -12,8 +12,10 @@ import importlib.metadata
 import importlib.util
 import os
 import platform
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from . import __version__
@@ -35,7 +37,11 @@ from .settings import (
     load_store_settings,
 )
 
+if TYPE_CHECKING:
+    from .backends.base import SecretStore
+
 ENTRY_POINT_GROUP = "mlflow.request_auth_provider"
+DISTRIBUTION = "mlflow-secrets-auth"
 PROVIDER_NAME = "mlflow_secrets_auth"
 MASK = "***"
 
@@ -155,11 +161,17 @@ def distribution_version(*names: str) -> str | None:
 
 
 def registered_entry_points() -> list[importlib.metadata.EntryPoint]:
-    """Entry points named ``mlflow_secrets_auth`` in MLflow's request-auth group (not loaded)."""
+    """Entry points named ``mlflow_secrets_auth`` in MLflow's request-auth group (not loaded),
+    one per installation of this distribution on the path.
+
+    Only this distribution's metadata is read, not every installed one's, and a second
+    installation shadowed by the first is still seen.
+    """
     return [
         ep
-        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
-        if ep.name == PROVIDER_NAME
+        for dist in importlib.metadata.distributions(name=DISTRIBUTION)
+        for ep in dist.entry_points
+        if ep.group == ENTRY_POINT_GROUP and ep.name == PROVIDER_NAME
     ]
 
 
@@ -219,29 +231,52 @@ def _variables(env: Mapping[str, str], names: tuple[str, ...]) -> dict[str, str]
 
 
 def cache_statistics() -> dict[str, object]:
-    """This process's credential cache: size, counters and hit rate (never keys or values)."""
+    """This process's credential cache: size, counters and hit rate (never keys or values).
+
+    A process that never made a request has an empty cache; then the runtime (and ``requests``
+    with it) is not imported just to say so, which keeps ``info`` quick.
+    """
     from dataclasses import asdict
 
-    from .runtime import CACHE
+    from .cache import CacheStats
 
-    counters = asdict(CACHE.stats)
+    runtime = sys.modules.get(f"{__package__}.runtime")
+    cache = getattr(runtime, "CACHE", None)
+    counters = asdict(cache.stats if cache is not None else CacheStats())
     lookups = counters.get("hits", 0) + counters.get("misses", 0)
     return {
         "scope": "this process only: each process keeps its credentials in its own memory",
         "pid": os.getpid(),
-        "entries": len(CACHE),
+        "entries": len(cache) if cache is not None else 0,
         **counters,
         "hit_rate": round(counters.get("hits", 0) / lookups, 3) if lookups else None,
     }
+
+
+def install_command(store: type[SecretStore[Any]]) -> str:
+    """What installs a store's SDK, e.g. ``pip install 'mlflow-secrets-auth[aws]'``."""
+    return f"pip install '{store.sdk_install or store.sdk_module}'"
+
+
+def backend_problem(name: str, missing: tuple[str, ...], install: str | None) -> str:
+    """Everything that keeps an enabled backend from being used, in one sentence: missing
+    variables and a missing SDK together, so that one round of fixes is enough."""
+    if not missing:
+        return f"{name} is enabled but its SDK is not installed: {install}"
+    text = f"{name}: {' and '.join(missing)} not set"
+    if install:
+        text += f", and its SDK is not installed: {install}"
+    return text
 
 
 def collect_info(environ: Mapping[str, str] | None = None) -> dict[str, object]:
     """Everything ``info`` shows, as JSON-ready data. ``ok`` is the exit status's basis.
 
     ``ok`` means installed and configured: the entry point is registered, a backend is chosen
-    and its SDK is installed.
+    and its SDK is installed. Otherwise ``configuration.error`` says why.
     """
     from .clear_marker import CACHE_DIR_VARIABLE, MARKER
+    from .modes import mode_in_effect, mode_source, mode_variable
 
     env = os.environ if environ is None else environ
     data: dict[str, object] = {
@@ -258,7 +293,7 @@ def collect_info(environ: Mapping[str, str] | None = None) -> dict[str, object]:
     }
     data["mlflow_tracking_auth"] = env.get("MLFLOW_TRACKING_AUTH")
 
-    configuration: dict[str, object] = {"backend": None, "error": None}
+    configuration: dict[str, object] = {"backend": None, "error": None, "auth_mode": None}
     backends: list[dict[str, object]] = []
     general: GeneralSettings | None = None
     try:
@@ -267,8 +302,9 @@ def collect_info(environ: Mapping[str, str] | None = None) -> dict[str, object]:
         configuration["error"] = str(error)
     states = backend_states(env, general) if general is not None else []
     by_name = {state.name: state for state in states}
-    chosen: str | None = None
+    chosen: BackendState | None = None
     sdk_ok = False
+    unusable: list[str] = []
     for store in installed_stores():
         name = store.name
         state = by_name.get(name)
@@ -289,26 +325,42 @@ def collect_info(environ: Mapping[str, str] | None = None) -> dict[str, object]:
                 sdk = store_class.sdk_module
                 entry["sdk"] = sdk
                 entry["sdk_installed"] = sdk_installed(sdk) if sdk else True
+                install = None if entry["sdk_installed"] else install_command(store_class)
+                if enabled and install:
+                    entry["install"] = install
                 if state is not None and state.state == "chosen":
                     sdk_ok = bool(entry["sdk_installed"])
+                    if not sdk_ok:
+                        unusable.append(backend_problem(name, (), install))
+                if state is not None and state.state == "skipped":
+                    unusable.append(backend_problem(name, state.missing, install))
         if state is not None and state.missing:
             entry["missing"] = list(state.missing)
         if state is not None and state.error:
             entry["error"] = state.error
             configuration["error"] = state.error
         if state is not None and state.state == "chosen":
-            chosen = name
+            chosen = state
         backends.append(entry)
-    configuration["backend"] = chosen
+    usable = chosen is not None and sdk_ok
+    configuration["backend"] = chosen.name if usable and chosen is not None else None
+    if chosen is not None and chosen.settings is not None:
+        mode = chosen.settings.auth_mode
+        configuration["auth_mode"] = {
+            "mode": mode,
+            "variable": mode_variable(chosen.name),
+            "source": mode_source(env, chosen.name),
+            "in_effect": mode_in_effect(env, chosen.name, mode),
+        }
     if general is not None and not general.enabled:
         configuration["error"] = (
             "no secrets backend is enabled: set MLFLOW_SECRETS_AUTH_ENABLE (one of "
             f"{', '.join(store_names())})"
         )
+    elif chosen is not None and not usable:
+        configuration["error"] = unusable[-1]  # the chosen one's SDK; skipped ones are listed
     elif general is not None and chosen is None and configuration["error"] is None:
-        configuration["error"] = "no enabled backend is fully configured: " + "; ".join(
-            f"{s.name}: {' and '.join(s.missing)} not set" for s in states if s.state == "skipped"
-        )
+        configuration["error"] = "no enabled backend is fully configured: " + "; ".join(unusable)
     data["backends"] = backends
     data["configuration"] = configuration
 
@@ -339,10 +391,10 @@ def collect_info(environ: Mapping[str, str] | None = None) -> dict[str, object]:
     data["cache"] = cache_statistics()
     data["clear_marker"] = MARKER.status()
 
-    data["ok"] = bool(entry_points) and chosen is not None and sdk_ok
+    data["ok"] = bool(entry_points) and usable
     logger.debug(
         "Info: backend=%s, variables seen=%d, entry point registered=%s",
-        chosen,
+        configuration["backend"],
         len(variables) + len(mlflow_variables),
         bool(entry_points),
     )

@@ -1,4 +1,10 @@
-"""The package logger: a NullHandler only, level from MLFLOW_SECRETS_LOG_LEVEL, secret redaction.
+"""The package logger: a NullHandler, level from MLFLOW_SECRETS_LOG_LEVEL, secret redaction.
+
+``MLFLOW_SECRETS_LOG_LEVEL`` alone must show the plugin's steps inside a training job (SPEC §10),
+where nobody configured logging: with the variable set, a fallback handler writes the package's
+records to stderr, but only while the application has no handler of its own on the way (the
+root logger, or any logger between it and the record's). The decision is made per record, so an
+application that configures logging later takes over at once and nothing is shown twice.
 
 Code here never logs secret values; the redaction filter is a second line of defence for text
 that comes from elsewhere (an SDK's exception message, say) and happens to contain one.
@@ -8,10 +14,13 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 
 ROOT_LOGGER_NAME = "mlflow_secrets_auth"
 LOG_LEVEL_VARIABLE = "MLFLOW_SECRETS_LOG_LEVEL"
+#: What a line on stderr looks like, e.g. ``INFO: Secret fetched successfully (provider=vault, …)``.
+SHORT_FORMAT = "%(levelname)s: %(message)s"
 _MASK = "***"
 _MAX_TRACKED = 64
 
@@ -74,13 +83,65 @@ def get_logger(name: str) -> logging.Logger:
     return logger
 
 
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record is emitted (test runners swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+        self.setFormatter(logging.Formatter(SHORT_FORMAT))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        stream = sys.stderr
+        if stream is None:  # pythonw, a closed console: nowhere to write
+            return
+        self.stream = stream  # emit runs under the handler's lock
+        super().emit(record)
+
+
+class FallbackStderrHandler(StderrHandler):
+    """The package's records on stderr while the application has configured no logging."""
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        if application_handles(record.name, self):
+            return False
+        return super().handle(record)
+
+
+def application_handles(name: str, fallback: logging.Handler | None = None) -> bool:
+    """Whether a record of logger ``name`` reaches a handler the application (or the CLI) set up.
+
+    Walks the loggers a record propagates through, as :meth:`logging.Logger.callHandlers` does;
+    a handful of attribute reads, done only for records that passed the level check.
+    """
+    logger: logging.Logger | None = logging.getLogger(name)
+    while logger is not None:
+        for handler in logger.handlers:
+            if handler is not fallback and not isinstance(handler, logging.NullHandler):
+                return True
+        if not logger.propagate:
+            return False
+        logger = logger.parent
+    return False
+
+
+_fallback = FallbackStderrHandler()
+
+
 def configure_from_env(environ: os._Environ[str] | dict[str, str] | None = None) -> None:
-    """Apply MLFLOW_SECRETS_LOG_LEVEL to the package logger (invalid values are ignored)."""
+    """Apply MLFLOW_SECRETS_LOG_LEVEL: the package logger's level and the stderr fallback.
+
+    Unset (or not a level name): the level is left as the application set it and the fallback
+    is removed.
+    """
     env = os.environ if environ is None else environ
     level = (env.get(LOG_LEVEL_VARIABLE) or "").strip().upper()
     root = logging.getLogger(ROOT_LOGGER_NAME)
     if level and isinstance(logging.getLevelName(level), int):
         root.setLevel(level)
+        if _fallback not in root.handlers:
+            root.addHandler(_fallback)
+    elif _fallback in root.handlers:
+        root.removeHandler(_fallback)
 
 
 _root = logging.getLogger(ROOT_LOGGER_NAME)

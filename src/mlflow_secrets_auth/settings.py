@@ -259,14 +259,18 @@ def _auth_mode(env: Mapping[str, str], backend: BackendName) -> AuthMode:
     name = f"{store_prefix(backend)}_AUTH_MODE"
     raw = _get(env, name)
     if raw is None:
-        return "bearer"
+        return "auto"
     value = raw.lower()
+    if value == "auto":
+        return "auto"
     if value == "bearer":
         return "bearer"
     if value == "basic":
         return "basic"
     raise ConfigurationError(
-        f"{name}={raw!r} is not an auth mode: use 'bearer' (default) or 'basic'", variable=name
+        f"{name}={raw!r} is not an auth mode: use 'auto' (the default: basic for a "
+        "username/password secret, bearer otherwise), 'bearer' or 'basic'",
+        variable=name,
     )
 
 

@@ -112,6 +112,61 @@ def test_every_check_passes_with_a_real_dry_run(
     assert password not in text.output
 
 
+HEAVY_PROBE = """
+import json, sys
+from mlflow_secrets_auth.cli import main
+code = main.main(["doctor"], standalone_mode=False)
+heavy = ("mlflow", "hvac", "boto3", "botocore", "azure", "google")
+loaded = sorted({m.split(".")[0] for m in sys.modules} & set(heavy))
+print(json.dumps({"exit": code, "loaded": loaded}), file=sys.stderr)
+"""
+
+
+def doctor_imports() -> tuple[dict[str, Any], str]:
+    done = subprocess.run(
+        [sys.executable, "-c", HEAVY_PROBE], capture_output=True, text=True, timeout=60
+    )
+    return json.loads(done.stderr.strip().splitlines()[-1]), done.stdout
+
+
+def test_a_healthy_doctor_loads_only_what_the_enabled_backend_needs(
+    configure: Configure, stored: Callable[[dict[str, Any]], str]
+) -> None:
+    """Speed comes from not loading: no other backend's SDK, and no MLflow (only its entry
+    point's metadata is read). bench/cli_time.py prints the wall time."""
+    configure(stored({"token": "tok-light-1234"}))
+    report, stdout = doctor_imports()
+    assert report == {"exit": 0, "loaded": ["hvac"]}, stdout
+    assert "OK: 10 passed" in stdout
+
+
+def test_a_healthy_doctor_for_aws_loads_neither_hvac_nor_mlflow(
+    aws_secret: Callable[[str | bytes], Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_AUTH", "mlflow_secrets_auth")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    aws_secret(json.dumps({"token": "aws-light-1234"}))
+    report, stdout = doctor_imports()
+    assert report == {"exit": 0, "loaded": ["boto3", "botocore"]}, stdout
+
+
+@pytest.mark.parametrize("command", ["info", "doctor"])
+def test_a_healthy_cli_piped_into_head_ends_quietly(
+    configure: Configure, stored: Callable[[dict[str, Any]], str], command: str
+) -> None:
+    configure(stored({"token": "tok-pipe-1234"}))
+    script = Path(sys.executable).with_name("mlflow-secrets-auth")
+    done = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", f'"{script}" {command} | head -1'],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stderr == ""
+    assert done.returncode == 0  # the command's own verdict, through pipefail
+    assert done.stdout.startswith("mlflow-secrets-auth ") and done.stdout.count("\n") == 1
+
+
 # -- the credential chain, step by step ---------------------------------------------------------
 
 
@@ -130,35 +185,118 @@ def test_wrong_vault_port_fails_at_connect_as_refused(
         assert checks[later]["detail"].startswith("not run because Vault at http://127.0.0.1")
 
 
-def test_bad_token_fails_at_login_as_expired_or_invalid(
-    configure: Configure, stored: Callable[[dict[str, Any]], str]
+# -- doctor names the real cause --------------------------------------------------------------
+
+
+def assert_no_secret(result: Result, *secrets: str) -> None:
+    for secret in secrets:
+        assert secret not in result.stdout, "a secret value leaked into stdout"
+        assert secret not in result.stderr, "a secret value leaked into stderr"
+
+
+def revoked_token(openbao: OpenBaoServer) -> str:
+    token = openbao.create_token(["default"])
+    openbao.request("POST", "auth/token/revoke", json={"token": token})
+    return token
+
+
+@pytest.mark.parametrize("kind", ["made up", "revoked"])
+def test_an_invalid_or_expired_token_fails_at_login(
+    openbao: OpenBaoServer, configure: Configure, stored: Callable[[dict[str, Any]], str], kind: str
 ) -> None:
-    configure(stored({"token": "t-1234"}), VAULT_TOKEN="s.not-a-real-token")
-    code, checks, _ = doctor()
+    token = (
+        f"s.not-a-real-token-{uuid.uuid4().hex}" if kind == "made up" else revoked_token(openbao)
+    )
+    configure(stored({"token": "t-1234"}), VAULT_TOKEN=token)
+    code, checks, result = doctor()
     assert code == 1
     assert statuses(checks)["backend_reachable"] == "passed"
     login = checks["login"]
     assert login["status"] == "failed"
-    assert "token from VAULT_TOKEN" in login["detail"]
-    assert "expired" in login["detail"]
-    assert "VAULT_TOKEN" in login["fix"]
+    assert login["detail"].startswith("VAULT_TOKEN is invalid or expired")
+    assert "lookup-self" in login["detail"]
+    assert "set VAULT_TOKEN to a valid token" in login["fix"]
+    assert checks["secret_read"]["status"] == "skipped"
     assert checks["secret_read"]["detail"] == "not run because the login failed"
+    assert_no_secret(result, token, openbao.root_token)
 
 
-def test_token_without_permission_fails_at_read_with_permission_denied(
+def test_a_valid_token_without_permission_fails_at_read_with_vaults_words_summarised(
     openbao: OpenBaoServer, configure: Configure, stored: Callable[[dict[str, Any]], str]
 ) -> None:
-    policy = unique("nothing")
-    openbao.create_policy(policy, 'path "secret/data/other" { capabilities = ["read"] }')
-    configure(stored({"token": "t-1234"}), VAULT_TOKEN=openbao.create_token([policy]))
-    code, checks, _ = doctor()
+    policy = unique("elsewhere")
+    openbao.create_policy(policy, 'path "secret/data/elsewhere/*" { capabilities = ["read"] }')
+    token = openbao.create_token([policy])
+    path = stored({"token": "t-1234"})
+    configure(path, VAULT_TOKEN=token)
+    code, checks, result = doctor()
+    assert code == 1
+    login = checks["login"]
+    assert login["status"] == "passed"
+    assert login["detail"].startswith("VAULT_TOKEN is valid (policies default, ")
+    read = checks["secret_read"]
+    assert read["status"] == "failed"
+    # Vault said "1 error occurred:\n\t* permission denied\n\n": summarised, not pasted.
+    assert read["detail"] == f"read failed: permission denied reading {path} (KV v2)"
+    assert "VAULT_TOKEN" in read["fix"]
+    assert f"the token's policies: default, {policy}" in read["fix"]
+    text = CliRunner().invoke(main, ["doctor"])
+    assert "error occurred" not in text.output and "\t" not in text.output
+    assert_no_secret(result, token, "t-1234")
+
+
+def test_a_valid_token_that_may_not_look_itself_up_is_not_called_expired(
+    openbao: OpenBaoServer, configure: Configure, stored: Callable[[dict[str, Any]], str]
+) -> None:
+    """Without the default policy a token cannot call lookup-self: Vault's mount listing, which
+    answers every valid token, tells it from an expired one."""
+    policy = unique("bare")
+    openbao.create_policy(policy, 'path "secret/data/elsewhere/*" { capabilities = ["read"] }')
+    answer = openbao.request(
+        "POST", "auth/token/create", json={"policies": [policy], "no_default_policy": True}
+    )
+    token = answer["auth"]["client_token"]
+    path = stored({"token": "t-1234"})
+    configure(path, VAULT_TOKEN=token)
+    code, checks, result = doctor()
+    assert code == 1
+    login = checks["login"]
+    assert login["status"] == "passed", login
+    assert "its policies do not allow looking itself up" in login["detail"]
+    read = checks["secret_read"]
+    assert read["status"] == "failed"
+    assert f"permission denied reading {path}" in read["detail"]
+    assert "expired" not in read["detail"]
+    assert_no_secret(result, token)
+
+
+def test_a_wrong_mount_says_it_does_not_exist_and_lists_the_mounts_the_token_sees(
+    openbao: OpenBaoServer, configure: Configure
+) -> None:
+    mount = unique("kv1-seen")
+    openbao.enable_kv(mount, version=1)
+    policy = unique("kv1-only")
+    openbao.create_policy(policy, f'path "{mount}/*" {{ capabilities = ["read"] }}')
+    token = openbao.create_token([policy])
+    configure("nosuchmount/mlflow/auth", VAULT_TOKEN=token)
+    code, checks, result = doctor()
     assert code == 1
     assert statuses(checks)["login"] == "passed"
     read = checks["secret_read"]
     assert read["status"] == "failed"
-    assert "permission denied" in read["detail"]
-    assert "VAULT_TOKEN" in read["fix"]
+    assert "the mount nosuchmount/ in MLFLOW_VAULT_SECRET_PATH does not exist" in read["detail"]
+    assert read["detail"].endswith(f"KV mounts this token can see: {mount}/ (KV v1)")
+    assert "secret/" not in read["detail"]  # this token cannot see the default mount
+    assert "MLFLOW_VAULT_SECRET_PATH" in read["fix"]
     assert checks["secret_format"]["detail"] == "not run because the secret could not be read"
+    assert_no_secret(result, token)
+
+    configure("nosuchmount/mlflow/auth")  # the root token sees every mount
+    _, checks, _ = doctor()
+    detail = checks["secret_read"]["detail"]
+    assert "secret/ (KV v2)" in detail and f"{mount}/ (KV v1)" in detail
+    # The guess the plugin falls back to is never shown as if it were known.
+    assert "nosuchmount/mlflow/auth (KV" not in detail
 
 
 def test_bad_approle_secret_fails_at_login(
@@ -199,14 +337,15 @@ def test_missing_secret_path_fails_at_read_as_not_found(configure: Configure) ->
         (
             {"username": "alice", "password": "pw-1234"},
             "bearer",
-            "holds a username and password but the auth mode is bearer",
-            "set MLFLOW_VAULT_AUTH_MODE=basic",
+            "holds a username and password, which fits basic mode, but the auth mode is bearer",
+            "set MLFLOW_VAULT_AUTH_MODE=basic, or unset it (auto, the default, uses basic",
         ),
         (
             {"token": "plain-token-1234"},
             "basic",
-            "basic mode needs the token in the form user:pass",
-            "set MLFLOW_VAULT_AUTH_MODE=bearer",
+            "basic mode needs the token in the form user:pass, but it has no colon: the secret "
+            "fits bearer mode",
+            "set MLFLOW_VAULT_AUTH_MODE=bearer, or unset it (auto, the default, uses bearer",
         ),
     ],
 )
@@ -338,10 +477,64 @@ def test_dry_run_redirected_to_another_host_says_the_credential_stayed_behind(
     code, checks, _ = doctor("--dry-run", sink.url)
     assert code == 1
     detail = checks["dry_run"]["detail"]
-    assert "redirected to another host (http://localhost)" in detail
+    assert f"redirected to another host (http://localhost:{sink.port}/elsewhere)" in detail
     first, second = sink.requests
     assert first.header("authorization") == "Bearer tok-moved-1234"
     assert second.path == "/elsewhere" and not second.has_header("authorization")
+
+
+def test_dry_run_redirected_to_another_port_fails_although_that_server_said_200(
+    configure: Configure,
+    stored: Callable[[dict[str, Any]], str],
+    recording_server: Callable[[], RecordingServer],
+) -> None:
+    front, other = recording_server(), recording_server()
+    front.redirect(API_PATH, other.url + API_PATH)
+    other.set_response(API_PATH, 200, {"experiments": []})
+    configure(stored({"token": "tok-port-1234"}), MLFLOW_TRACKING_URI=front.url)
+    code, checks, result = doctor("--dry-run", front.url)
+    assert code == 1
+    dry_run = checks["dry_run"]
+    assert dry_run["status"] == "failed"
+    assert f"redirected to another port ({other.url}{API_PATH})" in dry_run["detail"]
+    assert "(HTTP 200) never received it" in dry_run["detail"]
+    assert f"use {other.url} as the --dry-run URL and MLFLOW_TRACKING_URI" in dry_run["fix"]
+    assert front.requests[0].header("authorization") == "Bearer tok-port-1234"
+    (arrived,) = other.requests
+    assert not arrived.has_header("authorization")
+    assert_no_secret(result, "tok-port-1234")
+
+
+def test_dry_run_redirected_to_another_scheme_names_the_redirect_not_only_the_tls_error(
+    configure: Configure, stored: Callable[[dict[str, Any]], str], sink: RecordingServer
+) -> None:
+    https = f"https://127.0.0.1:{sink.port}"  # the same host and port, another scheme
+    sink.redirect(API_PATH, https + API_PATH)
+    configure(stored({"token": "tok-scheme-1234"}), MLFLOW_TRACKING_URI=sink.url)
+    code, checks, result = doctor("--dry-run", sink.url)
+    assert code == 1
+    dry_run = checks["dry_run"]
+    assert dry_run["status"] == "failed"
+    assert f"redirected to another scheme ({https}{API_PATH})" in dry_run["detail"]
+    assert "arrived there without one, and failed" in dry_run["detail"]
+    assert "MLFLOW_TRACKING_URI" in dry_run["fix"]
+    assert_no_secret(result, "tok-scheme-1234")
+
+
+def test_dry_run_without_a_url_goes_to_the_tracking_uri(
+    configure: Configure, stored: Callable[[dict[str, Any]], str], sink: RecordingServer
+) -> None:
+    sink.set_response(API_PATH, 200, {"experiments": []})
+    configure(stored({"token": "tok-default-url-1234"}), MLFLOW_TRACKING_URI=sink.url)
+    result = CliRunner().invoke(main, ["doctor", "--dry-run", "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["dry_run_url"] == sink.url
+    assert document["checks"][-1]["id"] == "dry_run"
+    assert document["checks"][-1]["status"] == "passed"
+    (request,) = sink.requests
+    assert request.path == API_PATH
+    assert request.header("authorization") == "Bearer tok-default-url-1234"
 
 
 def test_dry_run_without_an_mlflow_api_is_404(
@@ -438,11 +631,13 @@ def test_no_secret_in_any_output_at_debug(
     rejected = stored({"username": username, "password": wrong})
     bearer = stored({"token": token})
     basic = {"MLFLOW_VAULT_AUTH_MODE": "basic", "MLFLOW_TRACKING_URI": mlflow_server.url}
-    bearer_mode = {"MLFLOW_VAULT_AUTH_MODE": "", "MLFLOW_TRACKING_URI": mlflow_server.url}
+    auto_mode = {"MLFLOW_VAULT_AUTH_MODE": "", "MLFLOW_TRACKING_URI": mlflow_server.url}
+    bearer_mode = {"MLFLOW_VAULT_AUTH_MODE": "bearer", "MLFLOW_TRACKING_URI": mlflow_server.url}
     dry_run = ["--dry-run", mlflow_server.url]
     runs = [
         # (secret path, settings, arguments, expected exit code)
         (good, basic, ["doctor", *dry_run], 0),
+        (good, auto_mode, ["doctor", *dry_run], 0),  # auto: username/password → basic
         (good, basic, ["doctor", "--json"], 0),
         (good, basic, ["info"], 0),
         (good, basic, ["info", "--json"], 0),
@@ -451,7 +646,7 @@ def test_no_secret_in_any_output_at_debug(
         (rejected, basic, ["doctor", "--json", *dry_run], 1),
         (
             bearer,
-            {**bearer_mode, "MLFLOW_TRACKING_URI": sink.url},
+            {**auto_mode, "MLFLOW_TRACKING_URI": sink.url},
             ["doctor", "--dry-run", sink.url],
             0,
         ),

@@ -251,10 +251,11 @@ def test_mode_mismatch_is_a_parse_failure(
 ) -> None:
     path = unique("mismatch")
     openbao.write_secret("secret", path, {"username": "u", "password": "hidden-password"})
-    vault_env(f"secret/{path}")  # bearer by default
+    vault_env(f"secret/{path}", MLFLOW_VAULT_AUTH_MODE="bearer")  # strict: auto would fit
     error = failure(sink)
     assert error.step == "parse"
     assert "MLFLOW_VAULT_AUTH_MODE" in str(error)
+    assert "fits basic mode" in str(error)
     assert "hidden-password" not in str(error)
 
 

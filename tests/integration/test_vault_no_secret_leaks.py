@@ -173,7 +173,10 @@ def test_error_paths_approle_parse_and_mismatch(
     monkeypatch.setenv("MLFLOW_SECRETS_ALLOWED_HOSTS", "127.0.0.1")
     cases = [
         # (stored secret, extra env) — each must fail with a readable error and no value
-        ({"username": "u", "password": leaks.secret("mismatch@:/%-secret\n")}, {}),
+        (
+            {"username": "u", "password": leaks.secret("mismatch@:/%-secret\n")},
+            {"MLFLOW_VAULT_AUTH_MODE": "bearer"},
+        ),
         ({"api_key": leaks.secret("wrong-shape@:/%\n")}, {}),
         ({"token": leaks.secret("no-colon-token@/%\n")}, {"MLFLOW_VAULT_AUTH_MODE": "basic"}),
         ({"token": leaks.secret("line\nbreak-inside@:/%")}, {}),

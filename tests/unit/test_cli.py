@@ -48,7 +48,10 @@ def by_id(checks: list[Check]) -> dict[str, Check]:
     [
         ([], ["info", "doctor", "cache", "MLFLOW_TRACKING_AUTH=mlflow_secrets_auth"]),
         (["info"], ["masked", "Exits 0", "mlflow-secrets-auth info"]),
-        (["doctor"], ["--dry-run", "secret format", "Exits 0", "doctor --dry-run https://"]),
+        (
+            ["doctor"],
+            ["--dry-run [URL]", "MLFLOW_TRACKING_URI", "secret format", "Exits 0", "usage error"],
+        ),
         (["cache"], ["clear", "status", "MLFLOW_SECRETS_CACHE_DIR"]),
         (["cache", "clear"], ["drop its cached credentials", "mlflow-secrets-auth cache clear"]),
         (["cache", "status"], ["marker", "mlflow-secrets-auth cache status"]),
@@ -369,8 +372,23 @@ def test_info_json_shape(monkeypatch: pytest.MonkeyPatch) -> None:
     data = json.loads(result.stdout)
     assert data["ok"] is True
     assert data["entry_point"]["registered"] is True
-    assert data["configuration"] == {"backend": "vault", "error": None}
-    states = {b["name"]: (b["enabled"], b["state"], b["sdk_installed"]) for b in data["backends"]}
+    assert data["configuration"] == {
+        "backend": "vault",
+        "error": None,
+        "auth_mode": {
+            "mode": "auto",
+            "variable": "MLFLOW_VAULT_AUTH_MODE",
+            "source": "MLFLOW_VAULT_AUTH_MODE unset, the default",
+            "in_effect": "auto (MLFLOW_VAULT_AUTH_MODE unset, the default): a username/password "
+            "secret → basic, anything else → bearer",
+        },
+    }
+    builtin = ("vault", "aws-secrets-manager", "azure-key-vault")
+    states = {
+        b["name"]: (b["enabled"], b["state"], b["sdk_installed"])
+        for b in data["backends"]
+        if b["name"] in builtin  # the stores this checkout has (installed metadata may list more)
+    }
     assert states == {
         "vault": (True, "chosen", True),
         "aws-secrets-manager": (True, "not needed", True),
@@ -380,7 +398,7 @@ def test_info_json_shape(monkeypatch: pytest.MonkeyPatch) -> None:
     assert data["mlflow_variables"]["MLFLOW_TRACKING_PASSWORD"] == "***"
     assert data["hosts"] == {
         "source": "the MLflow tracking/registry URI hosts (MLFLOW_SECRETS_ALLOWED_HOSTS is unset)",
-        "allowed_hosts": ["mlflow.example"],
+        "allowed_hosts": ["mlflow.example:443"],
         "allow_http": False,
         "header": "Authorization",
     }
@@ -408,6 +426,163 @@ def test_info_json_shape(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_which_variables_are_masked(name: str, secret: bool) -> None:
     assert is_secret_variable(name) is secret
     assert (masked_value(name, "value-xyz") == "***") is secret
+
+
+def test_info_shows_the_auth_mode_in_effect_and_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    configure_vault(monkeypatch)
+    out = invoke("info").stdout
+    assert (
+        "Auth mode: auto (MLFLOW_VAULT_AUTH_MODE unset, the default): a username/password "
+        "secret → basic, anything else → bearer"
+    ) in out
+    monkeypatch.setenv("MLFLOW_VAULT_AUTH_MODE", "Basic")
+    out = invoke("info").stdout
+    assert (
+        "Auth mode: basic (MLFLOW_VAULT_AUTH_MODE=basic): strict, a secret that fits bearer" in out
+    )
+
+
+def without_sdk(monkeypatch: pytest.MonkeyPatch, module: str) -> None:
+    """As if the extra providing ``module`` were not installed: it can be neither found nor
+    imported (``sys.modules[name] = None`` is how Python marks a module as unimportable)."""
+    for name in [m for m in sys.modules if m == module or m.startswith(module + ".")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, module, None)
+
+
+def test_info_says_why_it_exits_1_when_the_chosen_backend_has_no_sdk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    without_sdk(monkeypatch, "boto3")
+    monkeypatch.setenv("MLFLOW_SECRETS_AUTH_ENABLE", "aws-secrets-manager")
+    monkeypatch.setenv("MLFLOW_AWS_SECRET_NAME", "team/mlflow")
+    result = invoke("info")
+    assert result.exit_code == 1
+    out = result.stdout
+    assert "is used" not in out
+    assert (
+        "Configuration: not usable: aws-secrets-manager is enabled but its SDK is not installed: "
+        "pip install 'mlflow-secrets-auth[aws]'"
+    ) in out
+    data = json.loads(invoke("info", "--json").stdout)
+    assert data["ok"] is False
+    assert data["configuration"]["backend"] is None
+    assert "pip install 'mlflow-secrets-auth[aws]'" in data["configuration"]["error"]
+
+
+def test_a_missing_sdk_and_missing_variables_are_reported_together(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    without_sdk(monkeypatch, "boto3")
+    monkeypatch.setenv("MLFLOW_SECRETS_AUTH_ENABLE", "aws-secrets-manager")
+    both = (
+        "aws-secrets-manager: MLFLOW_AWS_SECRET_NAME (or MLFLOW_AWS_SECRET_ID) not set, and its "
+        "SDK is not installed: pip install 'mlflow-secrets-auth[aws]'"
+    )
+    result = invoke("info")
+    assert result.exit_code == 1
+    assert f"Configuration: not usable: no enabled backend is fully configured: {both}" in (
+        result.stdout
+    )
+    check = by_id(run_doctor(os.environ))["configuration"]
+    assert check.status == "failed"
+    assert (
+        "aws-secrets-manager skipped: MLFLOW_AWS_SECRET_NAME (or MLFLOW_AWS_SECRET_ID) not set, "
+        "and its SDK is not installed"
+    ) in check.detail
+    assert check.fix == (
+        "set MLFLOW_AWS_SECRET_NAME (or MLFLOW_AWS_SECRET_ID) and run pip install "
+        "'mlflow-secrets-auth[aws]' (aws-secrets-manager)"
+    )
+
+
+def test_doctor_names_a_missing_sdk_of_the_chosen_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    without_sdk(monkeypatch, "boto3")
+    env = {"MLFLOW_SECRETS_AUTH_ENABLE": "aws-secrets-manager", "MLFLOW_AWS_SECRET_NAME": "x/y"}
+    check = by_id(run_doctor(env))["configuration"]
+    assert check.status == "failed"
+    assert check.detail.startswith("aws-secrets-manager is enabled but its SDK is not installed")
+    assert check.fix == "pip install 'mlflow-secrets-auth[aws]'"
+
+
+def test_no_doubled_wording_with_nothing_set() -> None:
+    info_out = invoke("info").stdout
+    doctor_out = invoke("doctor").stdout
+    for text in (info_out, doctor_out):
+        assert "MLFLOW_TRACKING_AUTH: MLFLOW_TRACKING_AUTH" not in text
+        assert "(none) (" not in text and "))" not in text
+        assert "not set: MLFLOW_TRACKING_AUTH is not set" not in text
+    assert "MLFLOW_TRACKING_AUTH is not set: MLflow will not call the plugin" in info_out
+    assert (
+        "Allowed hosts: none: MLFLOW_SECRETS_ALLOWED_HOSTS is unset and no "
+        "MLFLOW_TRACKING_URI/MLFLOW_REGISTRY_URI names a server"
+    ) in info_out
+    assert "✗ MLflow activation: provider: MLFLOW_TRACKING_AUTH is not set" in doctor_out
+
+
+def test_dry_run_without_a_url_and_without_a_tracking_uri_is_a_usage_error() -> None:
+    result = invoke("doctor", "--dry-run")
+    assert result.exit_code == 2
+    assert "Invalid value for '--dry-run'" in result.stderr
+    assert "MLFLOW_TRACKING_URI, which is not set" in result.stderr
+    assert "--dry-run https://mlflow.example.com" in result.stderr
+    assert result.stdout == ""
+
+
+def test_dry_run_without_a_url_checks_the_tracking_uri_like_a_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
+    result = invoke("doctor", "--dry-run", "--json")
+    assert result.exit_code == 2
+    assert "without a URL it uses MLFLOW_TRACKING_URI, but" in result.stderr
+    assert "is not an http(s) URL" in result.stderr
+
+
+# -- closed pipes ---------------------------------------------------------------------------------
+
+CLI = str(Path(sys.executable).with_name("mlflow-secrets-auth"))
+CONFIGURED = {
+    "MLFLOW_SECRETS_AUTH_ENABLE": "vault",
+    "VAULT_ADDR": "https://vault.example:8200",
+    "VAULT_TOKEN": "hvs.never-contacted",
+    "MLFLOW_VAULT_SECRET_PATH": "secret/mlflow/auth",
+}
+
+
+@pytest.mark.parametrize(
+    ("args", "configured", "verdict"),
+    [(["info"], True, 0), (["info"], False, 1), (["doctor"], False, 1), (["--help"], False, 1)],
+)
+def test_a_reader_that_is_already_gone_ends_the_output_quietly(
+    args: list[str], configured: bool, verdict: int
+) -> None:
+    """Deterministic form of `| head -1`: the pipe's read end is closed before the command
+    writes, so its very first line meets EPIPE. The command keeps its own exit status."""
+    env = {**os.environ, **(CONFIGURED if configured else {})}
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [CLI, *args], stdout=write_end, stderr=subprocess.PIPE, env=env, timeout=60
+        )
+    finally:
+        os.close(write_end)
+    assert done.stderr.decode() == ""
+    assert done.returncode == verdict
+
+
+@pytest.mark.parametrize("command", ["info", "doctor"])
+def test_piped_into_head_ends_quietly(command: str) -> None:
+    done = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", f'"{CLI}" {command} | head -1'],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stderr == ""
+    assert done.stdout.startswith("mlflow-secrets-auth ") and done.stdout.count("\n") == 1
+    assert done.returncode == 1  # the command's own verdict (nothing is configured here)
 
 
 # -- cache clear / status -----------------------------------------------------------------------

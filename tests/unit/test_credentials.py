@@ -120,3 +120,56 @@ def test_describe_payload_reports_shape_only() -> None:
         "keys": ["token", "u"],
         "fields_with_surrounding_whitespace": ["token"],
     }
+
+
+# -- auto mode (the default) and the strict modes ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "kind"),
+    [
+        ({"username": "alice", "password": SECRET}, "basic"),
+        ('{"username": "alice", "password": "pw-1234"}', "basic"),
+        ({"token": "abc.def"}, "bearer"),
+        ({"token": "bob:pw-1234"}, "bearer"),  # a token, whatever it contains
+        ("plain-token-1234\n", "bearer"),
+        ("bob:pw-1234", "bearer"),
+        ({"token": "t-1234", "username": "alice", "password": "pw-1234"}, "basic"),
+    ],
+)
+def test_auto_follows_the_secrets_shape(payload: object, kind: str) -> None:
+    credential = parse_secret(payload, "auto")  # type: ignore[arg-type]
+    assert credential.kind == kind
+
+
+def test_strict_modes_take_the_fields_of_their_own_kind() -> None:
+    both = {"token": "t-1234", "username": "alice", "password": "pw-1234"}
+    assert parse_secret(both, "bearer").authorization == "Bearer t-1234"
+    assert parse_secret(both, "basic").username == "alice"
+
+
+@pytest.mark.parametrize(
+    ("payload", "mode", "fits"),
+    [
+        ({"username": "alice", "password": SECRET}, "bearer", "basic"),
+        ({"token": "no-colon-" + SECRET.replace(":", "")}, "basic", "bearer"),
+        ("plain-" + SECRET.replace(":", ""), "basic", "bearer"),
+    ],
+)
+def test_a_strict_mode_mismatch_names_the_mode_that_fits(
+    payload: object, mode: str, fits: str
+) -> None:
+    with pytest.raises(SecretFormatError) as info:
+        parse_secret(payload, mode)  # type: ignore[arg-type]
+    error = info.value
+    assert error.fits == fits
+    assert f"fits {fits} mode" in error.detail
+    assert f"to auto (the default) or to {fits}" in error.fix
+    assert "MLFLOW_VAULT_AUTH_MODE" in error.fix
+    assert SECRET.replace(":", "") not in str(error)
+
+
+@pytest.mark.parametrize("payload", [{"username": "alice"}, {"password": SECRET}])
+def test_auto_with_half_a_pair_names_the_missing_half(payload: dict[str, str]) -> None:
+    message = _message(payload, "auto")
+    assert "but no" in message and SECRET not in message

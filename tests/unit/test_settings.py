@@ -61,7 +61,18 @@ def test_unknown_auth_mode_lists_accepted_values() -> None:
     with pytest.raises(ConfigurationError) as info:
         load_settings({**VAULT, "MLFLOW_VAULT_AUTH_MODE": "digest"})
     assert info.value.variable == "MLFLOW_VAULT_AUTH_MODE"
-    assert "'bearer'" in str(info.value) and "'basic'" in str(info.value)
+    message = str(info.value)
+    assert "'auto' (the default" in message and "'bearer'" in message and "'basic'" in message
+
+
+@pytest.mark.parametrize(
+    ("value", "mode"), [(None, "auto"), ("", "auto"), ("AUTO", "auto"), ("Bearer", "bearer")]
+)
+def test_auth_mode_is_auto_unless_set(value: str | None, mode: str) -> None:
+    env = dict(VAULT) if value is None else {**VAULT, "MLFLOW_VAULT_AUTH_MODE": value}
+    settings = load_settings(env)
+    assert settings.backend is not None
+    assert settings.backend.auth_mode == mode
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,8 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 Payload = str | bytes | Mapping[str, object]
-AuthMode = Literal["bearer", "basic"]
+#: ``auto`` (the default) follows the secret's shape: username and password → basic, else bearer.
+AuthMode = Literal["auto", "bearer", "basic"]
 
 #: The entry point group through which stores are discovered.
 ENTRY_POINT_GROUP = "mlflow_secrets_auth.backends"
@@ -67,7 +68,7 @@ class StoreSettings:
     """
 
     backend_name: str
-    auth_mode: AuthMode = "bearer"
+    auth_mode: AuthMode = "auto"
     ttl_sec: float = 300.0
     timeout_sec: float = 10.0
 

@@ -9,6 +9,7 @@ given (renewed only with MLFLOW_VAULT_RENEW_TOKEN=true).
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -36,8 +37,12 @@ class _Location:
     mount: str
     version: int
     path: str  # relative to the mount, without KV v2's data/
+    #: The server told us the mount and version; otherwise both are a guess, never shown.
+    detected: bool = True
 
     def __str__(self) -> str:
+        if not self.detected:
+            return f"{self.mount}/{self.path}"
         return f"{self.mount}/{self.path} (KV v{self.version})"
 
 
@@ -45,9 +50,42 @@ class _ReadForbidden(BackendError):
     """A 403 on the read: the one read failure that a fresh login token can cure."""
 
 
+_MAX_MESSAGE = 200
+# Vault wraps messages as "1 error occurred:\n\t* permission denied\n\n" (go-multierror).
+_MULTI_ERROR = re.compile(r"^\s*\d+ errors? occurred:\s*", re.IGNORECASE)
+
+
+def _summary(message: str) -> str:
+    """One line from one of Vault's error messages: the multi-error wrapper, bullets and
+    surrounding white space removed, the length bounded."""
+    text = _MULTI_ERROR.sub("", message)
+    items = [item.strip() for item in re.split(r"\n\s*\*\s*|\n", text) if item.strip()]
+    line = "; ".join(item.lstrip("* ").strip() for item in items)
+    return line if len(line) <= _MAX_MESSAGE else line[: _MAX_MESSAGE - 1] + "…"
+
+
 def _vault_messages(error: vault_errors.VaultError) -> str:
+    """Vault's own words, summarised: "permission denied", never the raw multi-error text."""
     errors = getattr(error, "errors", None)
-    return "; ".join(map(str, errors)) if errors else type(error).__name__
+    if not errors:
+        return type(error).__name__
+    seen: dict[str, None] = {}
+    for message in errors:
+        summary = _summary(str(message))
+        if summary:
+            seen.setdefault(summary, None)
+    return "; ".join(seen) or type(error).__name__
+
+
+def _besides(said: str, error: vault_errors.VaultError) -> str:
+    """Vault's words in parentheses, unless they only repeat what the message already says."""
+    messages = _vault_messages(error)
+    return "" if messages.lower() == said else f" ({messages})"
+
+
+def _kv_version(config: dict[str, Any]) -> str:
+    options = config.get("options") or {}
+    return "KV v2" if str(options.get("version", "1")) == "2" else "KV v1"
 
 
 class VaultBackend(SecretStore[Any]):
@@ -235,23 +273,29 @@ class VaultBackend(SecretStore[Any]):
         if self._location is not None:
             return self._location
         full = self.settings.secret_path
+        detected = True
         try:
             answer = client.adapter.get(f"/v1/sys/internal/ui/mounts/{full}")
             data = answer.get("data") or {}
             mount = str(data.get("path") or "").strip("/")
             options = data.get("options") or {}
             version = 2 if str(options.get("version", "1")) == "2" else 1
-            if data.get("type") not in ("kv", "generic") or not mount:
-                raise BackendError(
-                    NAME,
-                    "read",
-                    f"{full} is not inside a KV secrets engine (found type {data.get('type')!r})",
-                    "MLFLOW_VAULT_SECRET_PATH: it must start with the mount of a KV engine",
-                )
+            kind = data.get("type")
         except vault_errors.VaultError as error:
-            # Without permission to look the mount up, fall back to "first segment is the mount".
-            logger.debug("Vault mount lookup failed (%s); assuming the first segment", error)
-            mount, version = full.split("/", 1)[0], 0
+            # Vault answers 403 both for a mount that does not exist and for a path the token
+            # may not look up: the list of mounts the token can see tells the two apart.
+            logger.debug("Vault mount lookup failed (%s)", _vault_messages(error))
+            mount, version, kind = self._mount_from_listing(client, full)
+            detected = bool(mount)
+            if not mount:  # the listing is not available either: the token itself is refused
+                mount, version = full.split("/", 1)[0], 0
+        if detected and (kind not in ("kv", "generic") or not mount):
+            raise BackendError(
+                NAME,
+                "read",
+                f"{full} is not inside a KV secrets engine (found type {kind!r})",
+                "MLFLOW_VAULT_SECRET_PATH: it must start with the mount of a KV engine",
+            )
         if namespace := self.settings.namespace:
             prefix = namespace.strip("/") + "/"
             if mount.startswith(prefix) and not full.startswith(prefix):
@@ -259,11 +303,49 @@ class VaultBackend(SecretStore[Any]):
         relative = full[len(mount) :].strip("/") if full.startswith(mount + "/") else full
         if version != 1 and relative.startswith("data/"):
             relative = relative[len("data/") :]
-        location = _Location(mount, version, relative)
+        location = _Location(mount, version, relative, detected=detected)
         logger.debug("Vault secret located at %s", location)
-        if version:
+        if detected:
             self._location = location
         return location
+
+    def _mount_from_listing(self, client: hvac.Client, full: str) -> tuple[str, int, object]:
+        """The mount holding ``full`` among those the token can see: (mount, KV version, type).
+
+        ("", 0, None) when the listing itself is refused (an invalid or expired token); a
+        :class:`BackendError` naming the visible KV mounts when no mount matches.
+        """
+        try:
+            answer = client.adapter.get("/v1/sys/internal/ui/mounts")
+        except vault_errors.VaultError as error:
+            logger.debug("Vault mount listing failed (%s)", _vault_messages(error))
+            return "", 0, None
+        mounts = (answer.get("data") or {}).get("secret") or {}
+        namespace = (self.settings.namespace or "").strip("/")
+        visible: dict[str, dict[str, Any]] = {}
+        for raw, config in mounts.items():
+            name = str(raw).strip("/")
+            if namespace and name.startswith(namespace + "/"):
+                name = name[len(namespace) + 1 :]
+            visible[name] = config if isinstance(config, dict) else {}
+        matches = [m for m in visible if full == m or full.startswith(m + "/")]
+        if matches:
+            mount = max(matches, key=len)
+            config = visible[mount]
+            options = config.get("options") or {}
+            version = 2 if str(options.get("version", "1")) == "2" else 1
+            return mount, version, config.get("type")
+        kv = sorted(m for m, c in visible.items() if c.get("type") in ("kv", "generic"))
+        shown = ", ".join(f"{m}/ ({_kv_version(visible[m])})" for m in kv) or "none"
+        first = full.split("/", 1)[0]
+        raise BackendError(
+            NAME,
+            "read",
+            f"the mount {first}/ in MLFLOW_VAULT_SECRET_PATH does not exist (no mount of that "
+            f"name is visible to this token); KV mounts this token can see: {shown}",
+            "MLFLOW_VAULT_SECRET_PATH: start it with one of these mounts, as <mount>/<path>"
+            + (", and check VAULT_NAMESPACE" if namespace else ""),
+        )
 
     def _read(self, client: hvac.Client) -> FetchedSecret:
         location = self._call("read", lambda: self._locate(client))
@@ -273,9 +355,9 @@ class VaultBackend(SecretStore[Any]):
 
     def _read_unknown_version(self, client: hvac.Client, location: _Location) -> FetchedSecret:
         try:
-            return self._read_at(client, _Location(location.mount, 2, location.path))
+            return self._read_at(client, _Location(location.mount, 2, location.path, False))
         except BackendError:
-            return self._read_at(client, _Location(location.mount, 1, location.path))
+            return self._read_at(client, _Location(location.mount, 1, location.path, False))
 
     def _read_at(self, client: hvac.Client, location: _Location) -> FetchedSecret:
         kv = client.secrets.kv
@@ -334,7 +416,7 @@ class VaultBackend(SecretStore[Any]):
                 raise _ReadForbidden(
                     NAME,
                     "read",
-                    f"permission denied reading {where} ({_vault_messages(error)})",
+                    f"permission denied reading {where}{_besides('permission denied', error)}",
                     "that the token's policy grants read on this path and that the token has "
                     "not expired (VAULT_TOKEN / login role policies)",
                 ) from None

@@ -15,7 +15,7 @@ from ..info import ENTRY_POINT_GROUP, PROVIDER_NAME, registered_entry_points
 from .model import Check, Status, _Run
 from .policy import _not_allowed_fix, _policy
 
-_TRACKING_TITLE = "MLflow activation: MLFLOW_TRACKING_AUTH"
+_TRACKING_TITLE = "MLflow activation: provider"
 
 
 def _joined(check_id: str, title: str, findings: list[tuple[str, str]], *, failed: bool) -> Check:
@@ -210,12 +210,13 @@ def _allowlist(run: _Run) -> None:
         return
     policy = _policy(run, general)
     rules = policy.effective_rules()
-    source = (
-        f"{ALLOWED_HOSTS_VARIABLE}={','.join(map(str, rules))}"
-        if general.allowed_hosts is not None
-        else f"{ALLOWED_HOSTS_VARIABLE} unset: the tracking/registry host(s) "
-        f"{','.join(map(str, rules)) or '(none)'}"
-    )
+    hosts = ",".join(map(str, rules))
+    if general.allowed_hosts is not None:
+        source = f"{ALLOWED_HOSTS_VARIABLE}={hosts}"
+    elif hosts:
+        source = f"{ALLOWED_HOSTS_VARIABLE} unset, so the tracking/registry host(s) {hosts}"
+    else:
+        source = f"{ALLOWED_HOSTS_VARIABLE} unset, so no host at all"
     tracking = run.env.get("MLFLOW_TRACKING_URI")
     if not tracking:
         run.add(
@@ -225,7 +226,7 @@ def _allowlist(run: _Run) -> None:
                 "warning",
                 "MLFLOW_TRACKING_URI is not set here: unless the code calls "
                 "mlflow.set_tracking_uri(), MLflow uses a local store and sends no requests the "
-                f"plugin could authenticate ({source})",
+                f"plugin could authenticate; allowlist: {source}",
                 "export MLFLOW_TRACKING_URI=https://your-mlflow-server",
             )
         )

@@ -5,8 +5,9 @@ Every later credential step needs the settings and the backend built here.
 
 from __future__ import annotations
 
+from ..backends import load_store
 from ..errors import ConfigurationError
-from ..info import backend_states
+from ..info import backend_states, install_command, sdk_installed
 from ..settings import load_general, load_settings
 from .describe import _describe
 from .model import Check, _Run
@@ -36,9 +37,8 @@ def _configuration(run: _Run) -> None:
         )
     states = backend_states(run.env, general)
     skipped = [s for s in states if s.state == "skipped"]
-    skipped_text = "; ".join(
-        f"{s.name} skipped: {' and '.join(s.missing)} not set" for s in skipped
-    )
+    # Missing variables and a missing SDK together, so that one round of fixes is enough.
+    skipped_text = "; ".join(f"{s.name} skipped: {_lacks(s.name, s.missing)}" for s in skipped)
     try:
         settings = load_settings(run.env)
     except ConfigurationError as error:
@@ -49,7 +49,7 @@ def _configuration(run: _Run) -> None:
                 f"correct {error.variable or 'the variable named above'}",
                 "the configuration is invalid",
             )
-        fix = "; or ".join(f"set {' and '.join(s.missing)} ({s.name})" for s in skipped)
+        fix = "; or ".join(f"{_remedy(s.name, s.missing)} ({s.name})" for s in skipped)
         return fail(
             f"no enabled backend is fully configured: {skipped_text}",
             fix or f"correct {error.variable}",
@@ -64,12 +64,14 @@ def _configuration(run: _Run) -> None:
     try:
         backend = create_store(chosen)
     except ConfigurationError as error:  # the SDK is not installed
-        return fail(str(error), str(error).rpartition(": ")[2], "the backend's SDK is missing")
+        also = f"; {skipped_text}" if skipped_text else ""
+        fix = str(error).rpartition(": ")[2]
+        return fail(f"{error}{also}", fix, "the backend's SDK is missing")
     run.settings, run.backend = settings, backend
-    detail = f"{chosen.backend_name} chosen: {_describe(chosen)}"
+    detail = f"{chosen.backend_name} chosen: {_describe(chosen, run.env)}"
     if skipped:
         enable = "remove them from MLFLOW_SECRETS_AUTH_ENABLE"
-        fix = "; ".join(f"set {' and '.join(s.missing)} to use {s.name}" for s in skipped)
+        fix = "; ".join(f"{_remedy(s.name, s.missing)} to use {s.name}" for s in skipped)
         run.add(
             Check(
                 "configuration",
@@ -82,3 +84,29 @@ def _configuration(run: _Run) -> None:
         )
     else:
         run.add(Check("configuration", "Configuration", "passed", detail))
+
+
+def _missing_sdk(name: str) -> str | None:
+    """The command that installs the store's SDK when it is missing; None when it is there."""
+    try:
+        store = load_store(name)
+    except ConfigurationError:  # a broken store is reported on its own
+        return None
+    if store.sdk_module and not sdk_installed(store.sdk_module):
+        return install_command(store)
+    return None
+
+
+def _lacks(name: str, missing: tuple[str, ...]) -> str:
+    text = f"{' and '.join(missing)} not set"
+    if _missing_sdk(name):
+        text += ", and its SDK is not installed"
+    return text
+
+
+def _remedy(name: str, missing: tuple[str, ...]) -> str:
+    text = f"set {' and '.join(missing)}"
+    install = _missing_sdk(name)
+    if install:
+        text += f" and run {install}"
+    return text

@@ -8,12 +8,14 @@ format and header checks.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from ..errors import BackendError
 from ..settings import BackendSettings, VaultSettings
 from .describe import _login_passed, _secret_name, _target
 from .model import Check, _bounded, _Overtime, _Run, _why, logger
 from .secret_checks import _auth_header, _secret_format
+from .vault_token import TokenStatus, describe_token, token_status
 
 _CHAIN_TITLES = (
     ("backend_reachable", "Backend reachable"),
@@ -67,7 +69,13 @@ def _credential_chain(run: _Run) -> None:
     elapsed = (time.monotonic() - started) * 1000
     run.fetched = fetched
     run.add(Check("backend_reachable", "Backend reachable", "passed", f"reached {target}"))
-    run.add(Check("login", "Login", "passed", _login_passed(settings)))
+    token = _token_status(run, settings)
+    if token is not None and token.state == "valid":
+        assert isinstance(settings, VaultSettings)
+        login = f"{_token_name(settings)} is valid ({describe_token(token)})"
+    else:
+        login = _login_passed(settings)
+    run.add(Check("login", "Login", "passed", login))
     version = f", version {fetched.version}" if fetched.version else ""
     where = fetched.location or _secret_name(settings)
     run.add(
@@ -109,14 +117,67 @@ def _report_backend_error(run: _Run, settings: BackendSettings, error: BackendEr
         _skip_rest(run, ("login", "secret_read"), f"{target} could not be reached")
         return
     run.add(Check("backend_reachable", "Backend reachable", "passed", f"reached {target}"))
-    if step == "login":
+    token = _token_status(run, settings)
+    if token is not None and token.state == "invalid":
+        assert isinstance(settings, VaultSettings)
+        run.add(_invalid_token(settings))
+        _skip_rest(run, ("secret_read",), "the login failed")
+        return
+    if step == "login" and token is not None and token.state == "valid" and token.ttl is None:
+        # Vault knows the token (it answers its mount listing) but would not let it look
+        # itself up: the refusal came from the read, which its policies do not allow.
+        assert isinstance(settings, VaultSettings)
+        failed = Check(
+            "secret_read",
+            "Secret read",
+            "failed",
+            f"read failed: permission denied reading {settings.secret_path}: the token is valid "
+            "but its policies do not grant read on this path",
+            "a policy on the token that grants read on the secret (for KV v2 on "
+            "<mount>/data/<path>), or MLFLOW_VAULT_SECRET_PATH if the path is wrong",
+        )
+    elif step == "login":
         run.add(failed)
         _skip_rest(run, ("secret_read",), "the login failed")
         return
-    if isinstance(settings, VaultSettings) and settings.login_method == "token":
-        login = f"{settings.login_description}: no separate login step; the read checks the token"
+    if token is not None and token.state == "valid":
+        assert isinstance(settings, VaultSettings)
+        login = f"{_token_name(settings)} is valid ({describe_token(token)})"
+        if token.policies and "permission denied" in error.detail:
+            policies = ", ".join(token.policies)
+            failed = replace(failed, fix=f"{failed.fix} (the token's policies: {policies})")
     else:
         login = _login_passed(settings)
     run.add(Check("login", "Login", "passed", login))
     run.add(failed)
     _skip_rest(run, (), "the secret could not be read")
+
+
+def _token_name(settings: VaultSettings) -> str:
+    origin = settings.token_origin
+    return origin if origin == "VAULT_TOKEN" else f"the token in {origin}"
+
+
+def _invalid_token(settings: VaultSettings) -> Check:
+    from ..backends.vault_login import user_token_fix  # imports hvac: only for Vault
+
+    return Check(
+        "login",
+        "Login",
+        "failed",
+        f"{_token_name(settings)} is invalid or expired: Vault refused it when asked to look it "
+        "up (auth/token/lookup-self), and refused the secret read for the same reason",
+        user_token_fix(settings),
+    )
+
+
+def _token_status(run: _Run, settings: BackendSettings) -> TokenStatus | None:
+    """For Vault token login, what Vault says of the token itself; None for other logins."""
+    if not isinstance(settings, VaultSettings) or settings.login_method != "token":
+        return None
+    assert run.general is not None
+    try:
+        return _bounded(lambda: token_status(settings), run.general.timeout_sec + 1)
+    except Exception as error:  # the type only; the Login check then judges by the read
+        logger.debug("Doctor: the Vault token lookup raised %s", type(error).__name__)
+        return None

@@ -6,16 +6,14 @@ the wording keeps their details consistent. Only locations, modes and user names
 
 from __future__ import annotations
 
-from ..settings import BackendSettings, VaultSettings, store_prefix
+from collections.abc import Mapping
+
+from ..modes import mode_in_effect
+from ..settings import BackendSettings, VaultSettings
 
 
-def mode_variable(settings: BackendSettings) -> str:
-    """The variable that sets this store's auth mode, e.g. MLFLOW_VAULT_AUTH_MODE."""
-    return f"{store_prefix(settings.backend_name)}_AUTH_MODE"
-
-
-def _describe(settings: BackendSettings) -> str:
-    mode = f"auth mode {settings.auth_mode} ({mode_variable(settings)})"
+def _describe(settings: BackendSettings, env: Mapping[str, str]) -> str:
+    mode = "auth mode " + mode_in_effect(env, settings.backend_name, settings.auth_mode)
     if isinstance(settings, VaultSettings):
         ns = f", namespace {settings.namespace}" if settings.namespace else ""
         return (

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import re
 import time
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
-
-import requests
 
 from ..backends.base import Backend, FetchedSecret
 from ..errors import BackendError, HostNotAllowedError
+from ..hosts import Origin, origin_of
 from ..settings import BackendSettings, GeneralSettings
 from .describe import _secret_name
 from .model import Check, _bounded, _Overtime, _Run, _why
 from .policy import _not_allowed_fix, _policy
+
+if TYPE_CHECKING:
+    import requests
 
 DRY_RUN_PATH = "/api/2.0/mlflow/experiments/search"
 #: A path segment (or part of one) that names a sign-in endpoint: /login, /oauth2/sign_in,
@@ -68,15 +71,42 @@ class _Prefetched:
         return fetched if fetched is not None else self._backend.fetch()
 
 
-def _redirect_targets(history: list[requests.Response]) -> list[tuple[str, str, str]]:
-    """(scheme, host, path) of every redirect the request followed; never a query string."""
+def _redirect_targets(history: list[requests.Response]) -> list[tuple[Origin, str]]:
+    """(origin, path) of every redirect the request followed; never a query string."""
     targets = []
     for response in history:
         location = response.headers.get("Location")
         if location:
-            target = urlsplit(urljoin(response.url or "", location))
-            targets.append((target.scheme, (target.hostname or "").lower(), target.path or "/"))
+            absolute = urljoin(response.url or "", location)
+            targets.append((origin_of(absolute), urlsplit(absolute).path or "/"))
     return targets
+
+
+def _cross_origin(targets: list[tuple[Origin, str]], origin: Origin) -> tuple[Origin, str] | None:
+    return next((t for t in targets if t[0] != origin), None)
+
+
+def _redirected(api: str, origin: Origin, moved: tuple[Origin, str], outcome: str) -> Check:
+    """A redirect to another origin: the credential stayed behind (SPEC §5), so whatever
+    answered there says nothing about the credential."""
+    target, path = moved
+    return Check(
+        "dry_run",
+        "Dry run",
+        "failed",
+        f"{api} redirected to another {_difference(origin, target)} ({target}{path}): the "
+        f"plugin never sends a credential across origins, {outcome}",
+        f"use {target} as the --dry-run URL and MLFLOW_TRACKING_URI, or have the server answer "
+        "without redirecting",
+    )
+
+
+def _difference(origin: Origin, target: Origin) -> str:
+    if target.host != origin.host:
+        return "host"
+    if target.scheme != origin.scheme:
+        return "scheme"
+    return "port"
 
 
 def _dry_run(run: _Run, url: str) -> None:
@@ -89,7 +119,7 @@ def _dry_run(run: _Run, url: str) -> None:
         return
     base = url.strip().rstrip("/")
     api = base + DRY_RUN_PATH
-    host = (urlsplit(base).hostname or "").lower()
+    origin = origin_of(api)
     if run.credential is None or run.fetched is None or run.general is None:
         run.add(Check("dry_run", title, "skipped", f"not run because {_why(run)}"))
         return
@@ -102,6 +132,8 @@ def _dry_run(run: _Run, url: str) -> None:
             Check("dry_run", title, "failed", str(error), _not_allowed_fix(general, policy, api))
         )
         return
+
+    import requests  # here, not at the top: doctor without --dry-run has no use for it
 
     from ..auth import SecretsAuth
     from ..cache import CredentialCache
@@ -118,6 +150,11 @@ def _dry_run(run: _Run, url: str) -> None:
     verify: bool | str = env.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or not insecure
     client_cert = env.get("MLFLOW_TRACKING_CLIENT_CERT_PATH") or None
     started = time.monotonic()
+    redirects: list[requests.Response] = []  # also known when a later hop fails
+
+    def note(response: requests.Response, *args: object, **kwargs: object) -> None:
+        if response.is_redirect:
+            redirects.append(response)
 
     def send() -> requests.Response:
         with requests.Session() as session:
@@ -130,6 +167,7 @@ def _dry_run(run: _Run, url: str) -> None:
                 verify=verify,
                 cert=client_cert,
                 headers={"Accept": "application/json"},
+                hooks={"response": note},
             )
             answer.close()
             return answer
@@ -166,7 +204,13 @@ def _dry_run(run: _Run, url: str) -> None:
     except requests.exceptions.RequestException as error:
         from ..network import explain
 
-        detail, fix = explain(error, f"MLflow at {base}", timeout)
+        moved = _cross_origin(_redirect_targets(redirects), origin_of(api))
+        where = f"MLflow at {base}" if moved is None else f"{moved[0]} (after a redirect)"
+        detail, fix = explain(error, where, timeout)
+        if moved is not None:
+            outcome = f"so the request arrived there without one, and failed: {detail}"
+            run.add(_redirected(api, origin_of(api), moved, outcome))
+            return
         run.add(Check("dry_run", title, "failed", detail, f"the URL, and {fix}"))
         return
     except BackendError as error:  # the plugin's re-fetch after a 401
@@ -174,13 +218,13 @@ def _dry_run(run: _Run, url: str) -> None:
         run.add(Check("dry_run", title, "failed", detail, error.fix))
         return
     elapsed = (time.monotonic() - started) * 1000
-    run.add(_judge(response, api, host, elapsed, settings, general))
+    run.add(_judge(response, api, origin, elapsed, settings, general))
 
 
 def _judge(
     response: requests.Response,
     api: str,
-    host: str,
+    origin: Origin,
     elapsed_ms: float,
     settings: BackendSettings,
     general: GeneralSettings,
@@ -194,23 +238,18 @@ def _judge(
         "point --dry-run and MLFLOW_TRACKING_URI at the MLflow API itself, or have the proxy "
         "accept the plugin's credential on /api/ paths (see MLFLOW_AUTH_HEADER_NAME)"
     )
+    host = origin.host
     targets = _redirect_targets(list(response.history))
-    for scheme, target_host, path in targets:
+    for target, path in targets:
         if _LOGIN_PAGE.search(path):
-            where = f"{scheme}://{target_host}{path}"
+            where = f"{target}{path}"
             return Check(
                 "dry_run", title, "failed", f"{login_page} (redirected to {where})", proxy_fix
             )
-    moved = next((t for t in targets if t[1] != host), None)
+    moved = _cross_origin(targets, origin)
     if moved is not None:
-        return Check(
-            "dry_run",
-            title,
-            "failed",
-            f"{api} redirected to another host ({moved[0]}://{moved[1]}): credentials are never "
-            "sent across hosts, so this request reached it without one",
-            f"use {moved[0]}://{moved[1]} as --dry-run URL and MLFLOW_TRACKING_URI",
-        )
+        outcome = f"so the server that answered (HTTP {status}) never received it"
+        return _redirected(api, origin, moved, outcome)
     if status in (401, 403):
         extra = (
             "; a 403 can also mean the user lacks permission to read experiments"

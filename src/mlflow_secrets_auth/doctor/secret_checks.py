@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from ..backends.base import FetchedSecret, Payload
 from ..credentials import describe_payload, parse_secret
 from ..errors import SecretFormatError
+from ..modes import mode_variable, resolved_mode
 from ..settings import BackendSettings
-from .describe import mode_variable
 from .model import Check, _Run
 
 
@@ -44,6 +44,16 @@ def _shape(payload: Payload) -> str:
     return f"a plain {kind} value of {facts.get('length')} characters"
 
 
+def _shape_word(payload: Payload) -> str:
+    """What ``auto`` mode looked at: a username/password pair, a token field or a plain string."""
+    data = _json_object(payload)
+    if data is None:
+        return "plain string"
+    if "username" in data and "password" in data:
+        return "username/password"
+    return "token"
+
+
 def _padded_fields(payload: Payload) -> list[str]:
     """Which parts of the stored secret have surrounding white space (field note 4)."""
     data = _json_object(payload)
@@ -69,19 +79,20 @@ def _padding_words(what: str, value: str) -> str:
 
 def _secret_format(run: _Run, settings: BackendSettings, fetched: FetchedSecret) -> None:
     mode = settings.auth_mode
-    mode_var = mode_variable(settings)
+    mode_var = mode_variable(settings.backend_name)
     shape = _shape(fetched.payload)
-    data = _json_object(fetched.payload)
     try:
         credential = parse_secret(fetched.payload, mode)
     except SecretFormatError as error:
-        has_user_pass = data is not None and ("username" in data or "password" in data)
-        if mode == "bearer" and has_user_pass and "auth mode is bearer" in error.detail:
-            fix = f'set {mode_var}=basic, or store {{"token": "..."}} instead'
-        elif mode == "basic" and not has_user_pass and "user:pass" in error.detail:
+        if error.fits is not None:
+            other = (
+                '{"token": "..."}'
+                if error.fits == "basic"
+                else '{"username": "...", "password": "..."}'
+            )
             fix = (
-                f"if this is a token, set {mode_var}=bearer (the default); for basic mode store "
-                '{"username": "...", "password": "..."}'
+                f"set {mode_var}={error.fits}, or unset it (auto, the default, uses "
+                f"{error.fits} for this secret); or store {other} instead"
             )
         else:
             fix = error.fix
@@ -103,7 +114,10 @@ def _secret_format(run: _Run, settings: BackendSettings, fetched: FetchedSecret)
         if credential.kind == "basic"
         else "a bearer token"
     )
-    detail = f"the stored secret is {shape}; parsed as {what} ({mode} mode, {mode_var})"
+    why = resolved_mode(
+        run.env, settings.backend_name, mode, _shape_word(fetched.payload), credential.kind
+    )
+    detail = f"the stored secret is {shape}; parsed as {what} (auth mode {why})"
     padded = _padded_fields(fetched.payload)
     token_has_colon = credential.kind == "bearer" and ":" in credential.header_value(
         custom_header=True
@@ -126,8 +140,8 @@ def _secret_format(run: _Run, settings: BackendSettings, fetched: FetchedSecret)
                 "Secret format",
                 "warning",
                 f"{detail}; the token contains ':', which is what a user:pass value looks like",
-                f"if it is a user name and password, set {mode_var}=basic; if it is a token, "
-                "nothing to do",
+                'if it is a user name and password, store {"username": "...", "password": "..."} '
+                f"(or set {mode_var}=basic); if it is a token, nothing to do",
             )
         )
     else:
