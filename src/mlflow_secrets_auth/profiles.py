@@ -108,33 +108,6 @@ _VARIABLE_NAME = re.compile(r"[A-Z][A-Z0-9_]*[A-Z0-9]")
 _TOML_POSITION = re.compile(r"^(.*) \(at (?:line (\d+), column (\d+)|end of document)\)$", re.S)
 _SELECT_CACHE_SIZE = 256
 
-#: Vault's variables and profile keys until the vault store declares its own ``variables``
-#: (its settings still live in settings.py); then this table goes.
-_FALLBACK_VARIABLES: dict[str, tuple[Variable, ...]] = {
-    "vault": (
-        Variable("VAULT_ADDR", "addr", "the Vault/OpenBao address"),
-        Variable("MLFLOW_VAULT_SECRET_PATH", "secret_path", "<mount>/<path> of the secret"),
-        Variable("VAULT_NAMESPACE", "namespace", "the Vault namespace"),
-        Variable("VAULT_CACERT", "cacert", "a CA bundle for the Vault server"),
-        Variable("VAULT_SKIP_VERIFY", "skip_verify", "skip TLS verification", "false"),
-        Variable("MLFLOW_VAULT_AUTH_METHOD", "auth_method", "force one login method"),
-        Variable("VAULT_TOKEN", None, "a Vault token", secret=True),
-        Variable("VAULT_ROLE_ID", "role_id", "the AppRole role id"),
-        Variable("VAULT_SECRET_ID", None, "the AppRole secret id", secret=True),
-        Variable("MLFLOW_VAULT_SECRET_ID_PATH", "secret_id_path", "a file holding the secret id"),
-        Variable("MLFLOW_VAULT_APPROLE_MOUNT", "approle_mount", "the AppRole mount", "approle"),
-        Variable("MLFLOW_VAULT_K8S_ROLE", "k8s_role", "the Kubernetes auth role"),
-        Variable("MLFLOW_VAULT_K8S_TOKEN_PATH", "k8s_token_path", "the service-account token"),
-        Variable("MLFLOW_VAULT_K8S_MOUNT", "k8s_mount", "the Kubernetes mount", "kubernetes"),
-        Variable("MLFLOW_VAULT_JWT_ROLE", "jwt_role", "the JWT/OIDC role"),
-        Variable("MLFLOW_VAULT_JWT_TOKEN_PATH", "jwt_token_path", "a file holding the JWT"),
-        Variable("MLFLOW_VAULT_JWT_TOKEN", None, "the JWT itself", secret=True),
-        Variable("MLFLOW_VAULT_JWT_MOUNT", "jwt_mount", "the JWT mount", "jwt"),
-        Variable("MLFLOW_VAULT_JWT_AUDIENCE", "jwt_audience", "the OIDC token's audience"),
-        Variable("MLFLOW_VAULT_RENEW_TOKEN", "renew_token", "renew a user token", "false"),
-    ),
-}
-
 
 class ProfileError(ConfigurationError):
     """The configuration file, or the profile selection, is wrong: the message names the file,
@@ -472,15 +445,8 @@ class ProfileSet:
 
 
 def _variables(store_name: str) -> tuple[Variable, ...]:
-    """What the store reads: its declared variables, or the fallback table."""
-    fallback = _FALLBACK_VARIABLES.get(store_name)
-    try:
-        declared = load_store(store_name).variables
-    except ConfigurationError:
-        if fallback is None:
-            raise
-        return fallback
-    return declared or fallback or ()
+    """What the store reads, as it declares it."""
+    return load_store(store_name).variables
 
 
 def _key_table(store_name: str) -> dict[str, Variable]:
@@ -752,6 +718,11 @@ class _Builder:
         for key, (value, from_defaults) in values.items():
             if key in names:
                 mapping[names[key]] = self.as_text(name, key, value, from_defaults)
+                # A key the profile sets is its choice: the environment's other form of the
+                # same setting (VAULT_SECRET_ID for secret_id_path) belongs to `env` only.
+                replaced = keys[key].replaces if key in keys else None
+                if replaced is not None:
+                    mapping.pop(replaced, None)
         return Profile(
             name=name,
             rules=rules,

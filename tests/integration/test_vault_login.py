@@ -21,9 +21,9 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 import mlflow_secrets_auth
-from mlflow_secrets_auth.backends.vault import VaultBackend
+from mlflow_secrets_auth.backends.vault import VaultStore
 from mlflow_secrets_auth.errors import BackendError
-from mlflow_secrets_auth.settings import load_general, load_vault
+from mlflow_secrets_auth.settings import load_general, load_store_settings
 
 from support.counting_proxy import CountingProxy
 from support.github_oidc import GithubOidcEndpoint
@@ -601,12 +601,16 @@ def test_kv_v1_lease_shorter_than_the_ttl_becomes_the_expiry(
     }
     general = load_general({})
     before = time.time()
-    fetched = VaultBackend(
-        load_vault({**env, "MLFLOW_VAULT_SECRET_PATH": f"kv1-lease/{short}"}, general)
+    fetched = VaultStore(
+        load_store_settings(
+            "vault", {**env, "MLFLOW_VAULT_SECRET_PATH": f"kv1-lease/{short}"}, general
+        )
     ).fetch()
     assert fetched.expires_at is not None
     assert before + 1 <= fetched.expires_at <= time.time() + 2
-    longer = VaultBackend(
-        load_vault({**env, "MLFLOW_VAULT_SECRET_PATH": f"kv1-lease/{long}"}, general)
+    longer = VaultStore(
+        load_store_settings(
+            "vault", {**env, "MLFLOW_VAULT_SECRET_PATH": f"kv1-lease/{long}"}, general
+        )
     ).fetch()
     assert longer.expires_at is None  # the cache TTL is the shorter lifetime

@@ -152,7 +152,8 @@ def test_a_malformed_value_is_reported_with_its_variable() -> None:
     env = {"MLFLOW_SECRETS_AUTH_ENABLE": "vault", "MLFLOW_SECRETS_TIMEOUT_SEC": "soon"}
     check = by_id(run_doctor(env))["configuration"]
     assert check.status == "failed"
-    assert "MLFLOW_SECRETS_TIMEOUT_SEC='soon' is not a valid number" in check.detail
+    assert "MLFLOW_SECRETS_TIMEOUT_SEC is not a valid number" in check.detail
+    assert "soon" not in check.detail
     assert check.fix == "correct MLFLOW_SECRETS_TIMEOUT_SEC"
 
 

@@ -102,17 +102,28 @@ def test_import_loads_no_sdk_and_no_mlflow() -> None:
     assert json.loads(out.stdout) == []
 
 
-def test_logger_has_only_a_null_handler_and_level_from_env() -> None:
+@pytest.mark.parametrize(
+    ("level", "expected"),
+    [
+        (None, "['NullHandler'] NOTSET"),
+        # With the variable, records also reach stderr while the application logs nothing
+        # itself (SPEC §10); the fallback handler steps aside once it does.
+        ("debug", "['NullHandler', 'FallbackStderrHandler'] DEBUG"),
+    ],
+)
+def test_logger_has_a_null_handler_and_level_from_env(level: str | None, expected: str) -> None:
     probe = (
         "import logging, mlflow_secrets_auth.log\n"
         "root = logging.getLogger('mlflow_secrets_auth')\n"
         "print([type(h).__name__ for h in root.handlers], logging.getLevelName(root.level))\n"
     )
-    env = {"MLFLOW_SECRETS_LOG_LEVEL": "debug", "PATH": "/usr/bin:/bin"}
+    env = {"PATH": "/usr/bin:/bin"}
+    if level is not None:
+        env["MLFLOW_SECRETS_LOG_LEVEL"] = level
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
     )
-    assert out.stdout.strip() == "['NullHandler'] DEBUG"
+    assert out.stdout.strip() == expected
 
 
 def test_package_declares_its_type_hints() -> None:

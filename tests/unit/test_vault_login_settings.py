@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from mlflow_secrets_auth.backends.vault import VaultSettings
 from mlflow_secrets_auth.errors import ConfigurationError, IncompleteConfigurationError
 from mlflow_secrets_auth.info import is_secret_variable
-from mlflow_secrets_auth.settings import VaultSettings, load_general, load_vault
+from mlflow_secrets_auth.settings import load_general, load_store_settings
 
 BASE = {"VAULT_ADDR": "https://vault.example:8200", "MLFLOW_VAULT_SECRET_PATH": "kv/ml/auth"}
 APPROLE = {"VAULT_ROLE_ID": "role-id", "VAULT_SECRET_ID": "sid-value"}
@@ -28,7 +29,9 @@ def home(tmp_path: Path) -> Path:
 
 
 def load(home: Path, **env: str) -> VaultSettings:
-    return load_vault({**BASE, "HOME": str(home), **env}, load_general({}))
+    settings = load_store_settings("vault", {**BASE, "HOME": str(home), **env}, load_general({}))
+    assert isinstance(settings, VaultSettings)
+    return settings
 
 
 def write_token_file(home: Path) -> Path:

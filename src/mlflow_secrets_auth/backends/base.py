@@ -57,6 +57,9 @@ class Variable:
     secret: bool = False
     #: Read by the store's SDK itself rather than by the loader: watched, never parsed here.
     sdk: bool = False
+    #: The variable this one is another form of (a ``*_PATH`` file instead of a secret value):
+    #: a profile that sets this key does not take that variable from the environment.
+    replaces: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,481 +1,341 @@
-"""HashiCorp Vault / OpenBao through hvac: token, AppRole, Kubernetes or JWT login; KV v1 or v2
-at any mount, detected from the server rather than assumed to be ``secret/``.
+"""HashiCorp Vault / OpenBao (SPEC §3): what the store reads, its settings, and the store.
 
-A token obtained by login is renewed while it can be and replaced by a new login when it
-cannot (or Vault refuses it); all of it happens inside ``fetch()``, which the cache calls ahead
-of the secret's expiry, so no thread of its own is needed. A user-supplied token is used as
-given (renewed only with MLFLOW_VAULT_RENEW_TOKEN=true).
+Token, AppRole, Kubernetes and JWT/OIDC login (GitHub Actions' job token included), the
+Vault CLI's ``~/.vault-token`` as the fallback, KV v1 or v2 at any mount. This module holds
+the declarations and the loader; the hvac client lives in :mod:`.vault_client`, imported at
+the first fetch, so ``info`` and ``doctor`` can describe a Vault setup without loading hvac.
 """
 
 from __future__ import annotations
 
-import re
+import os
 import threading
-import time
-from dataclasses import dataclass, replace
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
 
-import hvac
-import requests
-from hvac import exceptions as vault_errors
+from ..errors import ConfigurationError, IncompleteConfigurationError
+from ..values import flag, http_url, text
+from .base import CommonSettings, FetchedSecret, SecretStore, StoreSettings, Variable
 
-from ..errors import BackendError, Step
-from ..log import get_logger, register_secret
-from ..network import explain
-from ..settings import VaultSettings
-from .base import FetchedSecret, SecretStore
-from .vault_login import login, login_fix, user_token, user_token_fix
-from .vault_retry import TransientRetryAdapter
-from .vault_token import TokenLease, no_expiry
+if TYPE_CHECKING:
+    from .vault_client import VaultClient
 
-logger = get_logger(__name__)
 NAME = "vault"
+VaultLoginMethod = Literal["token", "approle", "kubernetes", "jwt"]
+VAULT_LOGIN_METHODS: tuple[VaultLoginMethod, ...] = ("token", "approle", "kubernetes", "jwt")
+DEFAULT_K8S_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+#: Where the Vault CLI keeps the token of `vault login` (its default token helper).
+VAULT_TOKEN_FILE = ".vault-token"
 
 
-@dataclass(frozen=True)
-class _Location:
-    mount: str
-    version: int
-    path: str  # relative to the mount, without KV v2's data/
-    #: The server told us the mount and version; otherwise both are a guess, never shown.
-    detected: bool = True
+@dataclass(frozen=True, kw_only=True)
+class VaultSettings(StoreSettings):
+    """HashiCorp Vault / OpenBao: where the secret is and how to log in."""
 
-    def __str__(self) -> str:
-        if not self.detected:
-            return f"{self.mount}/{self.path}"
-        return f"{self.mount}/{self.path} (KV v{self.version})"
+    addr: str
+    secret_path: str
+    #: The login method in use: chosen by MLFLOW_VAULT_AUTH_METHOD or by the order of SPEC §3.
+    login_method: VaultLoginMethod = "token"
+    token: str | None = field(default=None, repr=False)
+    #: The Vault CLI's token file, read when the token method has no VAULT_TOKEN.
+    token_file: str | None = None
+    renew_token: bool = False  # MLFLOW_VAULT_RENEW_TOKEN: renew a user-supplied token too
+    role_id: str | None = None
+    secret_id: str | None = field(default=None, repr=False)
+    secret_id_path: str | None = None
+    approle_mount: str = "approle"
+    k8s_role: str | None = None
+    k8s_token_path: str = DEFAULT_K8S_TOKEN_PATH
+    k8s_mount: str = "kubernetes"
+    jwt_role: str | None = None
+    jwt_token: str | None = field(default=None, repr=False)
+    jwt_token_path: str | None = None
+    jwt_mount: str = "jwt"
+    jwt_audience: str | None = None
+    #: GitHub Actions' OIDC token endpoint and its request token (used when no JWT is given).
+    github_oidc_url: str | None = None
+    github_oidc_token: str | None = field(default=None, repr=False)
+    namespace: str | None = None
+    cacert: str | None = None
+    skip_verify: bool = False
+    backend_name: str = NAME
+
+    @property
+    def token_origin(self) -> str:
+        """Where a user-supplied token comes from, as the user would name it."""
+        return "VAULT_TOKEN" if self.token or not self.token_file else self.token_file
+
+    @property
+    def login_description(self) -> str:
+        """The login in words, for logs, errors and `doctor` (names and paths, never values)."""
+        method = self.login_method
+        if method == "token":
+            return f"token login ({self.token_origin})"
+        if method == "approle":
+            source = "MLFLOW_VAULT_SECRET_ID_PATH" if self.secret_id_path else "VAULT_SECRET_ID"
+            return f"AppRole login at auth/{self.approle_mount} (VAULT_ROLE_ID, {source})"
+        if method == "kubernetes":
+            return f"Kubernetes login as role {self.k8s_role} at auth/{self.k8s_mount}"
+        if self.jwt_token_path:
+            source = "MLFLOW_VAULT_JWT_TOKEN_PATH"
+        elif self.jwt_token:
+            source = "MLFLOW_VAULT_JWT_TOKEN"
+        else:
+            source = "the GitHub Actions OIDC token"
+        return f"JWT login as role {self.jwt_role} at auth/{self.jwt_mount} ({source})"
+
+    @property
+    def identity(self) -> str:
+        """Cache key: which secret, never how we authenticate."""
+        ns = f"{self.namespace}/" if self.namespace else ""
+        return f"vault:{self.addr}:{ns}{self.secret_path}"
+
+    def describe(self) -> str:
+        ns = f", namespace {self.namespace}" if self.namespace else ""
+        return f"Vault at {self.addr}{ns}, secret {self.secret_path}, {self.login_description}"
+
+    def endpoint(self) -> str:
+        return f"Vault at {self.addr}"
+
+    def location(self) -> str:
+        return self.secret_path
 
 
-class _ReadForbidden(BackendError):
-    """A 403 on the read: the one read failure that a fresh login token can cure."""
+_VAULT_LOGIN_CHOICES = (
+    "VAULT_TOKEN (or AppRole VAULT_ROLE_ID with VAULT_SECRET_ID or MLFLOW_VAULT_SECRET_ID_PATH, "
+    "Kubernetes MLFLOW_VAULT_K8S_ROLE, JWT MLFLOW_VAULT_JWT_ROLE, or the Vault CLI's "
+    "~/.vault-token from `vault login`)"
+)
 
 
-_MAX_MESSAGE = 200
-# Vault wraps messages as "1 error occurred:\n\t* permission denied\n\n" (go-multierror).
-_MULTI_ERROR = re.compile(r"^\s*\d+ errors? occurred:\s*", re.IGNORECASE)
+def _vault_token_file(env: Mapping[str, str]) -> str | None:
+    """The Vault CLI's ``~/.vault-token``, when it exists (read again at each use)."""
+    home = text(env, "HOME") or os.path.expanduser("~")
+    if not home or home == "~":
+        return None
+    path = os.path.join(home, VAULT_TOKEN_FILE)
+    return path if os.path.isfile(path) else None
 
 
-def _summary(message: str) -> str:
-    """One line from one of Vault's error messages: the multi-error wrapper, bullets and
-    surrounding white space removed, the length bounded."""
-    text = _MULTI_ERROR.sub("", message)
-    items = [item.strip() for item in re.split(r"\n\s*\*\s*|\n", text) if item.strip()]
-    line = "; ".join(item.lstrip("* ").strip() for item in items)
-    return line if len(line) <= _MAX_MESSAGE else line[: _MAX_MESSAGE - 1] + "…"
+def _github_oidc(env: Mapping[str, str]) -> tuple[str, str] | None:
+    url = text(env, "ACTIONS_ID_TOKEN_REQUEST_URL")
+    token = text(env, "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+    return (url, token) if url and token else None
 
 
-def _vault_messages(error: vault_errors.VaultError) -> str:
-    """Vault's own words, summarised: "permission denied", never the raw multi-error text."""
-    errors = getattr(error, "errors", None)
-    if not errors:
-        return type(error).__name__
-    seen: dict[str, None] = {}
-    for message in errors:
-        summary = _summary(str(message))
-        if summary:
-            seen.setdefault(summary, None)
-    return "; ".join(seen) or type(error).__name__
+def _vault_login_missing(
+    env: Mapping[str, str], method: VaultLoginMethod, token_file: str | None
+) -> list[str]:
+    """What ``method`` still lacks to log in (empty: it can be used)."""
+    missing: list[str] = []
+    if method == "token":
+        if not (text(env, "VAULT_TOKEN") or token_file):
+            missing.append("VAULT_TOKEN (or the Vault CLI's ~/.vault-token from `vault login`)")
+    elif method == "approle":
+        if not text(env, "VAULT_ROLE_ID"):
+            missing.append("VAULT_ROLE_ID")
+        if not (text(env, "VAULT_SECRET_ID") or text(env, "MLFLOW_VAULT_SECRET_ID_PATH")):
+            missing.append("VAULT_SECRET_ID (or MLFLOW_VAULT_SECRET_ID_PATH)")
+    elif method == "kubernetes":
+        if not text(env, "MLFLOW_VAULT_K8S_ROLE"):
+            missing.append("MLFLOW_VAULT_K8S_ROLE")
+    else:
+        if not text(env, "MLFLOW_VAULT_JWT_ROLE"):
+            missing.append("MLFLOW_VAULT_JWT_ROLE")
+        given = text(env, "MLFLOW_VAULT_JWT_TOKEN_PATH") or text(env, "MLFLOW_VAULT_JWT_TOKEN")
+        if not (given or _github_oidc(env)):
+            missing.append(
+                "MLFLOW_VAULT_JWT_TOKEN_PATH (or MLFLOW_VAULT_JWT_TOKEN; on GitHub Actions, "
+                "the workflow permission id-token: write)"
+            )
+    return missing
 
 
-def _besides(said: str, error: vault_errors.VaultError) -> str:
-    """Vault's words in parentheses, unless they only repeat what the message already says."""
-    messages = _vault_messages(error)
-    return "" if messages.lower() == said else f" ({messages})"
+def _vault_login_method(
+    env: Mapping[str, str], token_file: str | None
+) -> tuple[VaultLoginMethod | None, list[str]]:
+    """The login method (forced, else the first configured in SPEC §3's order) or what is
+    missing. A half-configured AppRole or JWT login is reported rather than passed over for the
+    token file: the user meant to use it."""
+    forced = text(env, "MLFLOW_VAULT_AUTH_METHOD")
+    if forced is not None:
+        by_name: dict[str, VaultLoginMethod] = {m: m for m in VAULT_LOGIN_METHODS}
+        chosen = by_name.get(forced.lower())
+        if chosen is None:
+            raise ConfigurationError(
+                "MLFLOW_VAULT_AUTH_METHOD is not a Vault login method: use one of "
+                f"{', '.join(VAULT_LOGIN_METHODS)}",
+                variable="MLFLOW_VAULT_AUTH_METHOD",
+            )
+        missing = _vault_login_missing(env, chosen, token_file)
+        return (None, missing) if missing else (chosen, [])
+    if text(env, "VAULT_TOKEN"):
+        return "token", []
+    for candidate in VAULT_LOGIN_METHODS[1:]:
+        if not _vault_login_missing(env, candidate, token_file):
+            return candidate, []
+    attempted: dict[VaultLoginMethod, tuple[str, ...]] = {
+        "approle": ("VAULT_ROLE_ID", "VAULT_SECRET_ID", "MLFLOW_VAULT_SECRET_ID_PATH"),
+        "jwt": ("MLFLOW_VAULT_JWT_ROLE", "MLFLOW_VAULT_JWT_TOKEN", "MLFLOW_VAULT_JWT_TOKEN_PATH"),
+    }
+    for candidate, names in attempted.items():
+        if any(text(env, name) for name in names):
+            return None, _vault_login_missing(env, candidate, token_file)
+    if token_file:
+        return "token", []
+    return None, [_VAULT_LOGIN_CHOICES]
 
 
-def _kv_version(config: dict[str, Any]) -> str:
-    options = config.get("options") or {}
-    return "KV v2" if str(options.get("version", "1")) == "2" else "KV v1"
+def _one_of(env: Mapping[str, str], first: str, second: str) -> None:
+    if text(env, first) and text(env, second):
+        raise ConfigurationError(
+            f"both {first} and {second} are set: set only one of them", variable=second
+        )
 
 
-class VaultBackend(SecretStore[Any]):
-    """Reads one KV secret; keeps one hvac client, its token and the token's lease between
-    fetches."""
+def _load(env: Mapping[str, str], common: CommonSettings) -> VaultSettings:
+    missing = [n for n in ("VAULT_ADDR", "MLFLOW_VAULT_SECRET_PATH") if not text(env, n)]
+    token_file = _vault_token_file(env)
+    method, login_missing = _vault_login_method(env, token_file)
+    missing += login_missing
+    if missing or method is None:
+        raise IncompleteConfigurationError(NAME, missing)
+    secret_path = (text(env, "MLFLOW_VAULT_SECRET_PATH") or "").strip("/")
+    if "/" not in secret_path:
+        raise ConfigurationError(
+            "MLFLOW_VAULT_SECRET_PATH must be <mount>/<path>, e.g. secret/mlflow/auth",
+            variable="MLFLOW_VAULT_SECRET_PATH",
+        )
+    token = text(env, "VAULT_TOKEN") if method == "token" else None
+    jwt_token = jwt_token_path = None
+    github = None
+    if method == "approle":
+        _one_of(env, "VAULT_SECRET_ID", "MLFLOW_VAULT_SECRET_ID_PATH")
+    if method == "jwt":
+        _one_of(env, "MLFLOW_VAULT_JWT_TOKEN", "MLFLOW_VAULT_JWT_TOKEN_PATH")
+        jwt_token = text(env, "MLFLOW_VAULT_JWT_TOKEN")
+        jwt_token_path = text(env, "MLFLOW_VAULT_JWT_TOKEN_PATH")
+        github = None if jwt_token or jwt_token_path else _github_oidc(env)
+    return VaultSettings(
+        **common.kwargs(),
+        addr=http_url(env, "VAULT_ADDR", https_only=False, example="https://vault.example:8200"),
+        secret_path=secret_path,
+        login_method=method,
+        token=token,
+        token_file=token_file if method == "token" and not token else None,
+        renew_token=flag(env, "MLFLOW_VAULT_RENEW_TOKEN", False),
+        role_id=text(env, "VAULT_ROLE_ID"),
+        secret_id=text(env, "VAULT_SECRET_ID") if method == "approle" else None,
+        secret_id_path=text(env, "MLFLOW_VAULT_SECRET_ID_PATH"),
+        approle_mount=(text(env, "MLFLOW_VAULT_APPROLE_MOUNT") or "approle").strip("/"),
+        k8s_role=text(env, "MLFLOW_VAULT_K8S_ROLE"),
+        k8s_token_path=text(env, "MLFLOW_VAULT_K8S_TOKEN_PATH") or DEFAULT_K8S_TOKEN_PATH,
+        k8s_mount=(text(env, "MLFLOW_VAULT_K8S_MOUNT") or "kubernetes").strip("/"),
+        jwt_role=text(env, "MLFLOW_VAULT_JWT_ROLE"),
+        jwt_token=jwt_token,
+        jwt_token_path=jwt_token_path,
+        jwt_mount=(text(env, "MLFLOW_VAULT_JWT_MOUNT") or "jwt").strip("/"),
+        jwt_audience=text(env, "MLFLOW_VAULT_JWT_AUDIENCE"),
+        github_oidc_url=github[0] if github else None,
+        github_oidc_token=github[1] if github else None,
+        namespace=(text(env, "VAULT_NAMESPACE") or "").strip("/") or None,
+        cacert=text(env, "VAULT_CACERT"),
+        skip_verify=flag(env, "VAULT_SKIP_VERIFY", False),
+    )
+
+
+class VaultStore(SecretStore[VaultSettings]):
+    """Reads one KV secret; one hvac client (with its login token and lease) per store."""
 
     name = NAME
     prefix = "MLFLOW_VAULT"
+    variables = (
+        Variable("VAULT_ADDR", "addr", "the Vault/OpenBao address, e.g. https://vault:8200"),
+        Variable(
+            "MLFLOW_VAULT_SECRET_PATH",
+            "secret_path",
+            "<mount>/<path> of the secret (KV v1 or v2, with or without v2's data/)",
+        ),
+        Variable("VAULT_NAMESPACE", "namespace", "the Vault Enterprise / OpenBao namespace"),
+        Variable("VAULT_CACERT", "cacert", "a CA bundle that signs the Vault server certificate"),
+        Variable("VAULT_SKIP_VERIFY", "skip_verify", "skip TLS verification (tests only)", "false"),
+        Variable(
+            "MLFLOW_VAULT_AUTH_METHOD",
+            "auth_method",
+            "force one login method: token, approle, kubernetes or jwt",
+        ),
+        Variable("VAULT_TOKEN", None, "a Vault token (token login)", secret=True),
+        Variable(
+            "MLFLOW_VAULT_RENEW_TOKEN", "renew_token", "renew a user-supplied token too", "false"
+        ),
+        Variable("VAULT_ROLE_ID", "role_id", "the AppRole role id"),
+        Variable("VAULT_SECRET_ID", None, "the AppRole secret id", secret=True),
+        Variable(
+            "MLFLOW_VAULT_SECRET_ID_PATH",
+            "secret_id_path",
+            "a file holding the AppRole secret id, read at every login",
+            replaces="VAULT_SECRET_ID",
+        ),
+        Variable("MLFLOW_VAULT_APPROLE_MOUNT", "approle_mount", "the AppRole mount", "approle"),
+        Variable("MLFLOW_VAULT_K8S_ROLE", "k8s_role", "the Kubernetes auth role"),
+        Variable(
+            "MLFLOW_VAULT_K8S_TOKEN_PATH",
+            "k8s_token_path",
+            "the service-account token, read at every login",
+            DEFAULT_K8S_TOKEN_PATH,
+        ),
+        Variable("MLFLOW_VAULT_K8S_MOUNT", "k8s_mount", "the Kubernetes auth mount", "kubernetes"),
+        Variable("MLFLOW_VAULT_JWT_ROLE", "jwt_role", "the JWT/OIDC auth role"),
+        Variable("MLFLOW_VAULT_JWT_TOKEN_PATH", "jwt_token_path", "a file holding the job's JWT"),
+        Variable("MLFLOW_VAULT_JWT_TOKEN", None, "the job's JWT itself", secret=True),
+        Variable("MLFLOW_VAULT_JWT_MOUNT", "jwt_mount", "the JWT/OIDC auth mount", "jwt"),
+        Variable(
+            "MLFLOW_VAULT_JWT_AUDIENCE",
+            "jwt_audience",
+            "the audience of the GitHub Actions OIDC token",
+        ),
+        Variable(
+            "ACTIONS_ID_TOKEN_REQUEST_URL",
+            None,
+            "set by GitHub Actions: where the job's OIDC token is requested",
+            sdk=True,
+        ),
+        Variable(
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+            None,
+            "set by GitHub Actions: the bearer token for that request",
+            secret=True,
+        ),
+        Variable("HOME", None, "where the Vault CLI's ~/.vault-token is", sdk=True),
+    )
     sdk_module = "hvac"
     sdk_install = "mlflow-secrets-auth[vault]"
 
     def __init__(self, settings: VaultSettings) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self._lock = threading.Lock()
-        self._client: hvac.Client | None = None
-        self._retry = TransientRetryAdapter()
-        self._lease: TokenLease | None = None  # None: no token yet (or it must be replaced)
-        self._location: _Location | None = None
+        self._client: VaultClient | None = None
 
-    # -- public --------------------------------------------------------------------------------
+    @classmethod
+    def load_settings(cls, env: Mapping[str, str], common: CommonSettings) -> VaultSettings:
+        return _load(env, common)
+
+    @property
+    def client(self) -> VaultClient:
+        """The hvac-backed client, created at first use (this is where hvac is imported)."""
+        with self._lock:
+            if self._client is None:
+                from .vault_client import VaultClient
+
+                self._client = VaultClient(self.settings)
+            return self._client
 
     def fetch(self) -> FetchedSecret:
-        with self._lock:
-            # One deadline for the whole fetch: login, renewal, lookups, read and their retries.
-            self._retry.deadline = time.monotonic() + self.settings.timeout_sec
-            try:
-                return self._fetch()
-            finally:
-                self._retry.deadline = None
+        return self.client.fetch()
 
     def close(self) -> None:
         with self._lock:
-            client, self._client, self._lease = self._client, None, None
+            client, self._client = self._client, None
         if client is not None:
-            client.adapter.close()
-
-    def __repr__(self) -> str:
-        return f"VaultBackend(addr={self.settings.addr!r}, path={self.settings.secret_path!r})"
-
-    def _fetch(self) -> FetchedSecret:
-        client = self._ready_client()
-        try:
-            return self._read(client)
-        except _ReadForbidden as error:
-            if self.settings.login_method != "token":
-                # A login token may have been revoked early: log in again once and retry.
-                logger.info("Vault read was refused; logging in again once (%s)", error.detail)
-                self._lease = None
-                return self._read(self._ready_client())
-            raise self._user_token_refused(client, error) from None
-
-    # -- connect, login, renew -----------------------------------------------------------------
-
-    def _new_client(self) -> hvac.Client:
-        s = self.settings
-        verify: bool | str = s.cacert if s.cacert else not s.skip_verify
-        # token="" (not None): hvac would otherwise pick up VAULT_TOKEN or ~/.vault-token itself.
-        client = hvac.Client(
-            url=s.addr, token="", namespace=s.namespace, verify=verify, timeout=s.timeout_sec
-        )
-        client.session.mount("http://", self._retry)
-        client.session.mount("https://", self._retry)
-        return client
-
-    def _ready_client(self) -> hvac.Client:
-        """The client with a usable token: obtained, renewed or replaced as its lease says."""
-        if self._client is None:
-            self._client = self._new_client()
-        client, lease = self._client, self._lease
-        user = self.settings.login_method == "token"
-        if lease is None or (user and self.settings.token_file and self._file_token_changed()):
-            self._start(client)
-            return client
-        action = lease.action(time.monotonic())
-        if action == "renew":
-            self._renew(client, lease)
-        elif action == "replace" and not user:
-            logger.info(
-                "Vault login token is expiring and cannot be renewed further; logging in again"
-            )
-            self._start(client)
-        return client
-
-    def _file_token_changed(self) -> bool:
-        """`vault login` rewrote ~/.vault-token since the token in use was read."""
-        assert self._client is not None
-        in_use: str = self._client.token
-        return user_token(self.settings) != in_use
-
-    def _start(self, client: hvac.Client) -> None:
-        """Put a fresh token on ``client``: the user's, or a new login's."""
-        s = self.settings
-        if s.login_method == "token":
-            client.token = user_token(s)
-            self._lease = self._user_lease(client) if s.renew_token else no_expiry()
-            return
-        client.token = ""  # never send a previous token with a login
-        self._lease = None
-        deadline = self._retry.deadline or time.monotonic() + s.timeout_sec
-        response = self._call("login", lambda: login(client, s, deadline))
-        auth = response.get("auth") or {}
-        if client.token:
-            register_secret(client.token)
-        ttl = float(auth.get("lease_duration") or 0)
-        renewable = bool(auth.get("renewable"))
-        self._lease = TokenLease(time.monotonic(), ttl, renewable, ttl)
-        logger.info(
-            "Vault login succeeded (method=%s, lease_seconds=%s, renewable=%s)",
-            s.login_method,
-            int(ttl),
-            str(renewable).lower(),
-        )
-
-    def _user_lease(self, client: hvac.Client) -> TokenLease:
-        """MLFLOW_VAULT_RENEW_TOKEN=true: learn the user token's TTL so it can be renewed."""
-
-        def lookup() -> Any:
-            try:
-                return client.auth.token.lookup_self()
-            except (vault_errors.Forbidden, vault_errors.Unauthorized):
-                raise self._expired_user_token() from None
-
-        data = self._call("login", lookup).get("data") or {}
-        ttl = float(data.get("ttl") or 0)
-        increment = float(data.get("creation_ttl") or ttl)
-        renewable = bool(data.get("renewable"))
-        logger.debug(
-            "Vault token looked up (ttl_seconds=%d, renewable=%s)", ttl, str(renewable).lower()
-        )
-        return TokenLease(time.monotonic(), ttl, renewable, increment)
-
-    def _renew(self, client: hvac.Client, lease: TokenLease) -> None:
-        """renew-self; a token Vault will not renew is replaced by a new login (or, when the
-        user supplied it, kept until it is refused)."""
-        user = self.settings.login_method == "token"
-        try:
-            response = client.auth.token.renew_self(increment=f"{int(lease.increment)}s")
-        except requests.RequestException as error:
-            raise self._unreachable(error) from None
-        except vault_errors.VaultError as error:
-            logger.info(
-                "Vault token renewal refused (%s); %s",
-                _vault_messages(error),
-                "keeping the token until it is refused" if user else "logging in again",
-            )
-            if user:
-                self._lease = replace(lease, renewable=False)
-            else:
-                self._start(client)
-            return
-        auth = response.get("auth") or {}
-        ttl = float(auth.get("lease_duration") or 0)
-        self._lease = lease.renewed(time.monotonic(), ttl, bool(auth.get("renewable")))
-        logger.info(
-            "Vault token renewed (ttl_seconds=%d, renewable_further=%s)",
-            int(ttl),
-            str(self._lease.renewable).lower(),
-        )
-
-    def _user_token_refused(self, client: hvac.Client, error: BackendError) -> BackendError:
-        """A refused read with a user token: expired/revoked (Vault will not look it up), or a
-        policy that does not grant the read (the lookup works)."""
-        try:
-            client.auth.token.lookup_self()
-        except (vault_errors.Forbidden, vault_errors.Unauthorized):
-            return self._expired_user_token()
-        except (vault_errors.VaultError, requests.RequestException):
-            return error
-        return error
-
-    def _expired_user_token(self) -> BackendError:
-        self._lease = None  # read the token again next time (the file may be refreshed)
-        origin = self.settings.token_origin
-        return BackendError(
-            NAME,
-            "login",
-            f"Vault refused the token from {origin}: it has expired, been revoked, or is not "
-            "valid on this Vault (or namespace)",
-            user_token_fix(self.settings),
-        )
-
-    # -- locate and read -----------------------------------------------------------------------
-
-    def _locate(self, client: hvac.Client) -> _Location:
-        if self._location is not None:
-            return self._location
-        full = self.settings.secret_path
-        detected = True
-        try:
-            answer = client.adapter.get(f"/v1/sys/internal/ui/mounts/{full}")
-            data = answer.get("data") or {}
-            mount = str(data.get("path") or "").strip("/")
-            options = data.get("options") or {}
-            version = 2 if str(options.get("version", "1")) == "2" else 1
-            kind = data.get("type")
-        except vault_errors.VaultError as error:
-            # Vault answers 403 both for a mount that does not exist and for a path the token
-            # may not look up: the list of mounts the token can see tells the two apart.
-            logger.debug("Vault mount lookup failed (%s)", _vault_messages(error))
-            mount, version, kind = self._mount_from_listing(client, full)
-            detected = bool(mount)
-            if not mount:  # the listing is not available either: the token itself is refused
-                mount, version = full.split("/", 1)[0], 0
-        if detected and (kind not in ("kv", "generic") or not mount):
-            raise BackendError(
-                NAME,
-                "read",
-                f"{full} is not inside a KV secrets engine (found type {kind!r})",
-                "MLFLOW_VAULT_SECRET_PATH: it must start with the mount of a KV engine",
-            )
-        if namespace := self.settings.namespace:
-            prefix = namespace.strip("/") + "/"
-            if mount.startswith(prefix) and not full.startswith(prefix):
-                mount = mount[len(prefix) :]
-        relative = full[len(mount) :].strip("/") if full.startswith(mount + "/") else full
-        if version != 1 and relative.startswith("data/"):
-            relative = relative[len("data/") :]
-        location = _Location(mount, version, relative, detected=detected)
-        logger.debug("Vault secret located at %s", location)
-        if detected:
-            self._location = location
-        return location
-
-    def _mount_from_listing(self, client: hvac.Client, full: str) -> tuple[str, int, object]:
-        """The mount holding ``full`` among those the token can see: (mount, KV version, type).
-
-        ("", 0, None) when the listing itself is refused (an invalid or expired token); a
-        :class:`BackendError` naming the visible KV mounts when no mount matches.
-        """
-        try:
-            answer = client.adapter.get("/v1/sys/internal/ui/mounts")
-        except vault_errors.VaultError as error:
-            logger.debug("Vault mount listing failed (%s)", _vault_messages(error))
-            return "", 0, None
-        mounts = (answer.get("data") or {}).get("secret") or {}
-        namespace = (self.settings.namespace or "").strip("/")
-        visible: dict[str, dict[str, Any]] = {}
-        for raw, config in mounts.items():
-            name = str(raw).strip("/")
-            if namespace and name.startswith(namespace + "/"):
-                name = name[len(namespace) + 1 :]
-            visible[name] = config if isinstance(config, dict) else {}
-        matches = [m for m in visible if full == m or full.startswith(m + "/")]
-        if matches:
-            mount = max(matches, key=len)
-            config = visible[mount]
-            options = config.get("options") or {}
-            version = 2 if str(options.get("version", "1")) == "2" else 1
-            return mount, version, config.get("type")
-        kv = sorted(m for m, c in visible.items() if c.get("type") in ("kv", "generic"))
-        shown = ", ".join(f"{m}/ ({_kv_version(visible[m])})" for m in kv) or "none"
-        first = full.split("/", 1)[0]
-        raise BackendError(
-            NAME,
-            "read",
-            f"the mount {first}/ in MLFLOW_VAULT_SECRET_PATH does not exist (no mount of that "
-            f"name is visible to this token); KV mounts this token can see: {shown}",
-            "MLFLOW_VAULT_SECRET_PATH: start it with one of these mounts, as <mount>/<path>"
-            + (", and check VAULT_NAMESPACE" if namespace else ""),
-        )
-
-    def _read(self, client: hvac.Client) -> FetchedSecret:
-        location = self._call("read", lambda: self._locate(client))
-        if location.version == 0:
-            return self._read_unknown_version(client, location)
-        return self._read_at(client, location)
-
-    def _read_unknown_version(self, client: hvac.Client, location: _Location) -> FetchedSecret:
-        try:
-            return self._read_at(client, _Location(location.mount, 2, location.path, False))
-        except BackendError:
-            return self._read_at(client, _Location(location.mount, 1, location.path, False))
-
-    def _read_at(self, client: hvac.Client, location: _Location) -> FetchedSecret:
-        kv = client.secrets.kv
-        if location.version == 2:
-            response = self._call(
-                "read",
-                lambda: kv.v2.read_secret_version(
-                    path=location.path,
-                    mount_point=location.mount,
-                    raise_on_deleted_version=True,
-                ),
-                location,
-            )
-            body = response.get("data") or {}
-            data = body.get("data")
-            version = (body.get("metadata") or {}).get("version")
-        else:
-            response = self._call(
-                "read",
-                lambda: kv.v1.read_secret(path=location.path, mount_point=location.mount),
-                location,
-            )
-            data, version = response.get("data"), None
-        if not isinstance(data, dict):
-            raise BackendError(
-                NAME, "read", f"the answer for {location} holds no data", "the secret's contents"
-            )
-        return FetchedSecret(
-            data,
-            version=None if version is None else str(version),
-            location=str(location),
-            expires_at=_lease_expiry(response, self.settings.ttl_sec),
-        )
-
-    # -- error mapping -------------------------------------------------------------------------
-
-    def _call(self, step: Step, action: Any, location: _Location | None = None) -> Any:
-        s = self.settings
-        where = str(location) if location else s.secret_path
-        try:
-            return action()
-        except BackendError:
-            raise
-        except requests.exceptions.RequestException as error:
-            raise self._unreachable(error) from None
-        except (
-            vault_errors.Forbidden,
-            vault_errors.InvalidRequest,
-            vault_errors.Unauthorized,
-        ) as error:
-            if step == "login":
-                raise BackendError(
-                    NAME, "login", self._login_refusal(error), self._login_fix()
-                ) from None
-            if isinstance(error, vault_errors.Forbidden):
-                raise _ReadForbidden(
-                    NAME,
-                    "read",
-                    f"permission denied reading {where}{_besides('permission denied', error)}",
-                    "that the token's policy grants read on this path and that the token has "
-                    "not expired (VAULT_TOKEN / login role policies)",
-                ) from None
-            raise BackendError(
-                NAME,
-                "read",
-                f"Vault refused the read of {where}: {_vault_messages(error)}",
-                "MLFLOW_VAULT_SECRET_PATH",
-            ) from None
-        except vault_errors.InvalidPath:
-            if step == "login":
-                raise BackendError(
-                    NAME, "login", "the login endpoint does not exist", self._login_fix()
-                ) from None
-            raise BackendError(
-                NAME,
-                "read",
-                f"Secret not found at path: {where}",
-                "MLFLOW_VAULT_SECRET_PATH (and VAULT_NAMESPACE); the secret may be deleted",
-            ) from None
-        except (vault_errors.VaultDown, vault_errors.VaultNotInitialized) as error:
-            raise BackendError(
-                NAME,
-                "connect",
-                f"Vault at {s.addr} is sealed or not ready ({_vault_messages(error)})",
-                "the Vault server's status (sys/health)",
-            ) from None
-        except vault_errors.VaultError as error:
-            raise BackendError(
-                NAME,
-                step,
-                f"Vault answered with an error ({type(error).__name__}: {_vault_messages(error)})",
-                "the Vault server's logs",
-            ) from None
-
-    def _unreachable(self, error: requests.RequestException) -> BackendError:
-        s = self.settings
-        detail, fix = explain(error, f"Vault at {s.addr}", s.timeout_sec)
-        return BackendError(NAME, "connect", detail, f"VAULT_ADDR and {fix}")
-
-    def _login_refusal(self, error: vault_errors.VaultError) -> str:
-        s = self.settings
-        if s.login_method == "approle":
-            what = f"approle login at auth/{s.approle_mount}"
-        elif s.login_method == "kubernetes":
-            what = f"kubernetes login as role {s.k8s_role} at auth/{s.k8s_mount}"
-        else:
-            what = f"jwt login as role {s.jwt_role} at auth/{s.jwt_mount}"
-        return f"Vault authentication failed ({what}: {_vault_messages(error)})"
-
-    def _login_fix(self) -> str:
-        return login_fix(self.settings)
-
-
-def _lease_expiry(response: dict[str, Any], ttl_sec: float) -> float | None:
-    """A KV read's lease, as a wall-clock expiry, when it ends before the cache TTL would."""
-    lease = float(response.get("lease_duration") or 0)
-    return time.time() + lease if 0 < lease < ttl_sec else None
-
-
-#: The name the entry point registers.
-VaultStore = VaultBackend
+            client.close()

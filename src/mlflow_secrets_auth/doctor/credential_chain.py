@@ -10,8 +10,9 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
+from ..backends.vault import VaultSettings
 from ..errors import BackendError
-from ..settings import BackendSettings, VaultSettings
+from ..settings import BackendSettings
 from .describe import _login_passed, _secret_name, _target
 from .model import Check, _bounded, _Overtime, _Run, _why, logger
 from .secret_checks import _auth_header, _secret_format

@@ -8,28 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ..backends.vault import VaultSettings
 from ..modes import mode_in_effect
-from ..settings import BackendSettings, VaultSettings
+from ..settings import BackendSettings
 
 
 def _describe(settings: BackendSettings, env: Mapping[str, str]) -> str:
     mode = "auth mode " + mode_in_effect(env, settings.backend_name, settings.auth_mode)
-    if isinstance(settings, VaultSettings):
-        ns = f", namespace {settings.namespace}" if settings.namespace else ""
-        return (
-            f"Vault at {settings.addr}{ns}, secret {settings.secret_path}, "
-            f"{_vault_login(settings)}, {mode}"
-        )
     return f"{settings.describe()}, {mode}"
 
 
-def _vault_login(settings: VaultSettings) -> str:
-    return settings.login_description
-
-
 def _target(settings: BackendSettings) -> str:
-    if isinstance(settings, VaultSettings):
-        return f"Vault at {settings.addr}"
     return settings.endpoint()
 
 
@@ -37,11 +26,9 @@ def _login_passed(settings: BackendSettings) -> str:
     if isinstance(settings, VaultSettings):
         if settings.login_method == "token":
             return f"{settings.login_description}: Vault accepted the token for the read"
-        return f"{_vault_login(settings)} succeeded"
+        return f"{settings.login_description} succeeded"
     return f"{settings.endpoint()} accepted the store's credentials"
 
 
 def _secret_name(settings: BackendSettings) -> str:
-    if isinstance(settings, VaultSettings):
-        return settings.secret_path
     return settings.location()
