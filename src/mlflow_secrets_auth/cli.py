@@ -229,8 +229,24 @@ def _print_info(data: dict[str, Any]) -> None:
             + ("allowed" if hosts["allow_http"] else "not allowed (MLFLOW_SECRETS_ALLOW_HTTP)")
         )
         echo(f"Credential header: {hosts['header']}")
+    _print_profiles(data["profiles"])
     echo(f"Cache ({data['cache']['scope']}): {_cache_line(data['cache'])}")
     _print_marker(data["clear_marker"])
+
+
+def _print_profiles(summary: dict[str, Any]) -> None:
+    echo = _out
+    if summary["error"]:
+        echo(f"Profiles: the configuration file is wrong: {summary['error']}")
+        return
+    profiles = summary["profiles"]
+    if not any(p["defined"] != "environment" for p in profiles):
+        echo(f"Profiles: none from {summary['file']} (the environment alone configures the plugin)")
+        return
+    echo(f"Profiles (from {summary['file']}, first match wins: exact host, then file order):")
+    for p in profiles:
+        hosts = ", ".join(p["hosts"]) if p["hosts"] is not None else "hosts no other profile names"
+        echo(f"  {p['name']:<12} {p['backend']:<20} {hosts}  ({p['defined']})")
 
 
 def _allowed_hosts_line(hosts: dict[str, Any]) -> str:
@@ -307,10 +323,17 @@ def _dry_run_url(ctx: click.Context, param: click.Parameter, value: str | None) 
     help="Also send one real request (GET /api/2.0/mlflow/experiments/search?max_results=1) "
     "with the plugin's credential to the MLflow server at URL (default: MLFLOW_TRACKING_URI).",
 )
+@click.option(
+    "--profile",
+    "profile",
+    metavar="NAME",
+    help="Check only this profile of the configuration file (default: every profile; with "
+    "--dry-run, the profile that serves the URL).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
 @click.pass_context
 @_no_traceback
-def doctor(ctx: click.Context, dry_run_url: str | None, as_json: bool) -> None:
+def doctor(ctx: click.Context, dry_run_url: str | None, profile: str | None, as_json: bool) -> None:
     """Check every step from configuration to an authenticated MLflow request.
 
     \b
@@ -334,11 +357,15 @@ def doctor(ctx: click.Context, dry_run_url: str | None, as_json: bool) -> None:
       mlflow-secrets-auth doctor --dry-run https://mlflow.example.com
       mlflow-secrets-auth doctor --dry-run        # the server at MLFLOW_TRACKING_URI
       MLFLOW_SECRETS_LOG_LEVEL=DEBUG mlflow-secrets-auth doctor
+      mlflow-secrets-auth doctor --profile prod
       mlflow-secrets-auth doctor --json > doctor.json
+
+    With a configuration file of profiles (MLFLOW_SECRETS_CONFIG), the credential checks run
+    for each profile and name it; --dry-run picks the profile that serves the URL.
     """
     from .doctor import doctor_ok, run_doctor, summarize
 
-    checks = run_doctor(os.environ, dry_run_url)
+    checks = run_doctor(os.environ, dry_run_url, profile)
     ok = doctor_ok(checks)
     counts = summarize(checks)
     if as_json:
@@ -355,7 +382,8 @@ def doctor(ctx: click.Context, dry_run_url: str | None, as_json: bool) -> None:
         symbols = _symbols()
         _out(f"mlflow-secrets-auth {__version__} doctor")
         for check in checks:
-            _out(f"{symbols[check.status]} {check.title}: {check.detail}")
+            where = f"[{check.profile}] " if check.profile else ""
+            _out(f"{symbols[check.status]} {where}{check.title}: {check.detail}")
             if check.fix and check.status in ("failed", "warning"):
                 _out(f"    fix: {check.fix}")
         verdict = "OK" if ok else "FAILED"

@@ -388,10 +388,15 @@ def collect_info(environ: Mapping[str, str] | None = None) -> dict[str, object]:
         hosts["header"] = general.header_name or "Authorization"
     data["hosts"] = hosts
 
+    profiles = data["profiles"] = profile_summary(env, general)
+    file_profiles = [p for p in profiles["profiles"] if p["defined"] != "environment"]
+    if file_profiles and not profiles["error"]:
+        usable = True  # the file configures the plugin even where the environment does not
+
     data["cache"] = cache_statistics()
     data["clear_marker"] = MARKER.status()
 
-    data["ok"] = bool(entry_points) and usable
+    data["ok"] = bool(entry_points) and usable and not profiles["error"]
     logger.debug(
         "Info: backend=%s, variables seen=%d, entry point registered=%s",
         configuration["backend"],
@@ -399,3 +404,30 @@ def collect_info(environ: Mapping[str, str] | None = None) -> dict[str, object]:
         bool(entry_points),
     )
     return data
+
+
+def profile_summary(env: Mapping[str, str], general: GeneralSettings | None) -> dict[str, Any]:
+    """The configuration file's profiles (SPEC §11): name, hosts, store, where defined."""
+    from .profiles import ProfileFile, config_path, load_profiles
+
+    path = config_path(env)
+    summary: dict[str, Any] = {"file": str(path), "profiles": [], "error": None}
+    if general is None:
+        return summary
+    try:
+        profiles = load_profiles(env, general, source=ProfileFile())
+    except ConfigurationError as error:
+        summary["error"] = str(error)
+        return summary
+    summary["restricted_to"] = profiles.restricted_to
+    summary["profiles"] = [
+        {
+            "name": p.name,
+            "hosts": None if p.rules is None else [str(rule) for rule in p.rules],
+            "backend": p.backend,
+            "describe": p.settings.describe(),
+            "defined": p.origin_text,
+        }
+        for p in profiles.profiles
+    ]
+    return summary

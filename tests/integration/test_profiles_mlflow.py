@@ -302,3 +302,87 @@ def test_another_port_on_the_tracking_host_gets_no_credential(
         requests.get(f"{neighbour.url}/api/2.0/x", auth=mlflow_secrets_auth.get_auth(), timeout=10)
     assert neighbour.requests == []
     assert "MLFLOW_SECRETS_ALLOWED_HOSTS" in str(refused.value)
+
+
+# -- info and doctor with profiles ----------------------------------------------------------------
+
+
+@pytest.fixture
+def two_profile_file(
+    config_file: Path, tmp_path: Path, mlflow_server: MlflowAuthServer
+) -> dict[str, str]:
+    username, password = f"doc-{uuid.uuid4().hex[:8]}", f"pw-{uuid.uuid4().hex}"
+    mlflow_server.create_user(username, password)
+    served = write_secret_file(
+        tmp_path, "mlflow.json", json.dumps({"username": username, "password": password})
+    )
+    other = write_secret_file(tmp_path, "other.txt", f"other-{uuid.uuid4().hex}")
+    other.chmod(0o644)  # readable by others: doctor warns
+    host = mlflow_server.url.split("://", 1)[1]
+    config_file.write_text(
+        f'[profiles.tracking]\nhosts = ["{host}"]\nbackend = "file"\nsecret_path = "{served}"\n\n'
+        f'[profiles.other]\nhosts = ["*.other.example"]\nbackend = "file"\n'
+        f'secret_path = "{other}"\n'
+    )
+    return {"password": password, "other": other.read_text(), "host": host}
+
+
+def run_cli(*args: str) -> tuple[int, str]:
+    from click.testing import CliRunner
+
+    from mlflow_secrets_auth.cli import main
+
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_info_lists_the_profiles_with_hosts_store_and_origin(
+    two_profile_file: dict[str, str], config_file: Path
+) -> None:
+    code, output = run_cli("info", "--json")
+    data = json.loads(output)
+    profiles = {p["name"]: p for p in data["profiles"]["profiles"]}
+    assert profiles["tracking"]["hosts"] == [two_profile_file["host"]]
+    assert profiles["other"]["hosts"] == ["*.other.example"]
+    assert profiles["tracking"]["backend"] == profiles["other"]["backend"] == "file"
+    assert profiles["tracking"]["defined"] == f"file {config_file}"
+    assert code == 0
+    code, text = run_cli("info")
+    assert "Profiles (from" in text and "*.other.example" in text
+    assert two_profile_file["password"] not in output + text
+    assert two_profile_file["other"] not in output + text
+
+
+def test_doctor_checks_each_profile_and_one_with_profile(
+    two_profile_file: dict[str, str],
+) -> None:
+    code, output = run_cli("doctor", "--json")
+    checks = json.loads(output)["checks"]
+    by_profile = {(c["profile"], c["id"]): c for c in checks}
+    for name in ("tracking", "other"):
+        assert by_profile[(name, "secret_read")]["status"] == "passed"
+        assert by_profile[(name, "auth_header")]["status"] == "passed"
+    advice = by_profile[("other", "store_advice")]
+    assert advice["status"] == "warning" and "readable" in advice["detail"]
+    assert ("tracking", "store_advice") not in by_profile  # its file is 0600
+    assert two_profile_file["password"] not in output and two_profile_file["other"] not in output
+    code, output = run_cli("doctor", "--json", "--profile", "other")
+    assert {c["profile"] for c in json.loads(output)["checks"] if c["profile"]} == {"other"}
+    code, output = run_cli("doctor", "--profile", "nosuch")
+    assert code == 1 and "--profile nosuch names no profile" in output
+
+
+def test_doctor_dry_run_picks_the_urls_profile_and_says_which(
+    two_profile_file: dict[str, str],
+    mlflow_server: MlflowAuthServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_AUTH", "mlflow_secrets_auth")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
+    code, output = run_cli("doctor", "--json", "--dry-run", mlflow_server.url)
+    checks = {c["id"]: c for c in json.loads(output)["checks"]}
+    assert "served by tracking" in checks["profiles"]["detail"]
+    assert checks["dry_run"]["status"] == "passed", checks["dry_run"]
+    failed = [c["id"] for c in checks.values() if c["status"] == "failed"]
+    assert (code, failed) == (0, [])
+    assert two_profile_file["password"] not in output

@@ -101,7 +101,8 @@ def test_doctor_json_is_one_document_with_every_check() -> None:
     assert document["ok"] is False
     assert [c["id"] for c in document["checks"]] == CHECK_ORDER
     for check in document["checks"]:
-        assert set(check) == {"id", "title", "status", "detail", "fix"}
+        assert set(check) == {"id", "title", "status", "detail", "fix", "profile"}
+        assert check["profile"] is None  # the environment alone: no profiles
         assert check["status"] in {"passed", "failed", "warning", "skipped"}
     counts = document["summary"]
     assert sum(counts.values()) == len(document["checks"])

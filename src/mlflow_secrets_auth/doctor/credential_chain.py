@@ -94,6 +94,14 @@ def _credential_chain(run: _Run) -> None:
         )
     else:
         run.guarded("auth_header", "Auth header built", lambda: _auth_header(run))
+    run.guarded("store_advice", "Store advice", lambda: _advice(run))
+
+
+def _advice(run: _Run) -> None:
+    """What the store itself warns about (e.g. a secret file that others may read)."""
+    advice = getattr(run.backend, "advice", None)
+    for item in advice() if callable(advice) else ():
+        run.add(Check("store_advice", "Store advice", "warning", item.detail, item.fix))
 
 
 def _skip_rest(run: _Run, ids: tuple[str, ...], reason: str) -> None:

@@ -143,7 +143,8 @@ def _dry_run(run: _Run, url: str) -> None:
     assert run.backend is not None
     settings = run.settings.backend
     source = CredentialSource(_Prefetched(run.backend, run.fetched), settings, CredentialCache())
-    auth = SecretsAuth(source, policy, general.header_name, raise_on_login_page=False)
+    header = run.profile.header_name if run.profile is not None else general.header_name
+    auth = SecretsAuth(source, policy, header, raise_on_login_page=False)
     timeout = general.timeout_sec
     env = run.env
     insecure = (env.get("MLFLOW_TRACKING_INSECURE_TLS") or "").lower() in ("true", "1")

@@ -15,6 +15,7 @@ from typing import Literal, TypeVar
 from ..backends.base import Backend, FetchedSecret
 from ..credentials import Credential
 from ..log import get_logger
+from ..profiles import Profile
 from ..settings import GeneralSettings, Settings
 
 # The package's name, not this module's: debug records keep the logger name they always had.
@@ -33,8 +34,10 @@ class Check:
     status: Status
     detail: str
     fix: str = ""
+    #: The profile (SPEC §11) a credential check is about; None for the environment alone.
+    profile: str | None = None
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> dict[str, str | None]:
         return asdict(self)
 
 
@@ -62,6 +65,8 @@ class _Run:
         self.fetched: FetchedSecret | None = None
         self.credential: Credential | None = None
         self.blocked: str | None = None  # why the credential chain stopped
+        #: The profile being checked, when a configuration file defines profiles.
+        self.profile: Profile | None = None
 
     def add(self, check: Check) -> None:
         self.checks.append(check)

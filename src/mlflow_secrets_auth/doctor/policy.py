@@ -11,7 +11,11 @@ from .model import _Run
 
 
 def _policy(run: _Run, general: GeneralSettings) -> HostPolicy:
-    """The plugin's host policy, with the tracking/registry URIs of *this* environment."""
+    """The plugin's host policy, with the tracking/registry URIs of *this* environment; for a
+    file profile, that profile's hosts."""
+    profile = run.profile
+    if profile is not None and profile.rules is not None:
+        return HostPolicy(profile.rules, profile.allow_http)
     uris = (run.env.get("MLFLOW_TRACKING_URI"), run.env.get("MLFLOW_REGISTRY_URI"))
     return HostPolicy(general.allowed_hosts, general.allow_http, uris=lambda: uris)
 
