@@ -14,6 +14,7 @@ import weakref
 from cachetools import LRUCache
 
 from .auth import PluginAuth, ProfileAuth, SecretsAuth
+from .backends import after_fork_in_child as registry_after_fork_in_child
 from .backends import create_store
 from .backends.base import Backend
 from .cache import CacheStats, CredentialCache
@@ -172,6 +173,7 @@ def after_fork_in_child() -> None:
             _inherited.append(backend)
         auth.policy.after_fork_in_child()
     configuration_cache.after_fork_in_child()
+    registry_after_fork_in_child()
     MARKER.after_fork_in_child()
     _log_after_fork_in_child()
 

@@ -134,7 +134,8 @@ def test_revoked_login_token_triggers_one_new_login(
     from mlflow_secrets_auth import runtime
 
     backend = runtime.current_auth().source.backend  # type: ignore[union-attr]
-    openbao.request("POST", "auth/token/revoke", json={"token": backend._client.token})
+    hvac_client = backend.client._client  # the store's hvac client and its login token
+    openbao.request("POST", "auth/token/revoke", json={"token": hvac_client.token})
     time.sleep(0.15)
     assert sent_authorization(sink) == "Bearer still-works"
     assert sum("Vault login succeeded" in r.getMessage() for r in caplog.records) == 2

@@ -171,6 +171,13 @@ def create_store(settings: Any) -> SecretStore[Any]:
     return store(settings)
 
 
+def after_fork_in_child() -> None:
+    """A new lock: one held by a parent thread at fork would never be released in the child.
+    What was discovered stays valid."""
+    global _lock
+    _lock = threading.Lock()
+
+
 def reset_registry() -> None:
     """Forget what was discovered (tests that install or remove a store package)."""
     global _entries
