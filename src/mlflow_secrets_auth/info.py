@@ -59,6 +59,8 @@ SECRET_VARIABLES = frozenset(
         "MSI_SECRET",
         "MLFLOW_TRACKING_TOKEN",
         "MLFLOW_TRACKING_PASSWORD",
+        # A command line may carry a credential as an argument; `describe` names its program.
+        "MLFLOW_EXEC_COMMAND",
     }
 )
 _SECRET_WORDS = frozenset({"TOKEN", "SECRET", "PASSWORD", "KEY", "PASSPHRASE", "CREDENTIAL"})
