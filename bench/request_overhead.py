@@ -26,6 +26,8 @@ from collections.abc import Callable
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
 
+from mlflow_secrets_auth.backends import BUILTIN_ORDER
+
 from _common import ROOT
 
 sys.path.insert(0, str(ROOT / "tests"))
@@ -57,14 +59,7 @@ def batch_seconds(auth_for_request: Callable[[], AuthBase] | None) -> float:
     return time.perf_counter() - start
 
 
-STORES = (
-    "vault",
-    "aws-secrets-manager",
-    "azure-key-vault",
-    "gcp-secret-manager",
-    "file",
-    "exec",
-)
+STORES = BUILTIN_ORDER
 #: Profiles from a configuration file: one, and twenty of which ten are patterns (issue 9).
 PROFILE_CASES = ("profiles: 1", "profiles: 20")
 CALLGRIND_CASES = (
