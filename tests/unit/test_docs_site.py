@@ -22,8 +22,8 @@ from mlflow_secrets_auth.backends.exec import ExecSettings
 from mlflow_secrets_auth.backends.file import FileSettings
 from mlflow_secrets_auth.backends.gcp import GcpSettings
 from mlflow_secrets_auth.backends.vault import VaultSettings
-from mlflow_secrets_auth.cli import main
 from mlflow_secrets_auth.clear_marker import CACHE_DIR_VARIABLE
+from mlflow_secrets_auth.cli import main
 from mlflow_secrets_auth.profiles import (
     _COMMON_KEYS,
     _GENERAL_KEYS,
@@ -44,6 +44,7 @@ from support.doc_pages import (
     DOCS,
     README,
     ROOT,
+    Block,
     blocks,
     cli_invocations,
     inline_code,
@@ -72,9 +73,9 @@ def source_literals() -> set[str]:
     found: set[str] = set()
     for path in SRC.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                if ENV_NAME.fullmatch(node.value):
-                    found.add(node.value)
+            is_text = isinstance(node, ast.Constant) and isinstance(node.value, str)
+            if is_text and ENV_NAME.fullmatch(node.value):
+                found.add(node.value)
     return found
 
 
@@ -344,8 +345,9 @@ def test_json_and_toml_examples_parse() -> None:
 
 def test_the_iam_policy_grants_the_read_and_the_kms_decrypt() -> None:
     policy = json.loads(
-        next(b for b in blocks(DOCS / "stores" / "aws-secrets-manager.md") if b.language == "json")
-        .code
+        next(
+            b for b in blocks(DOCS / "stores" / "aws-secrets-manager.md") if b.language == "json"
+        ).code
     )
     actions = {s["Action"] for s in policy["Statement"] if s["Effect"] == "Allow"}
     assert actions == {"secretsmanager:GetSecretValue", "kms:Decrypt"}
@@ -365,8 +367,11 @@ def test_runnable_markers_precede_python_blocks() -> None:
         ), f"{page}: a runnable marker is not directly before a code block"
 
 
-def store_api_module() -> Any:
-    return next(b for b in blocks(DOCS / "store-api.md") if (b.marker or "").startswith("runnable: module"))
+def store_api_module() -> Block:
+    """The example store's module, as the store API page shows it."""
+    marked = [b for b in blocks(DOCS / "store-api.md") if b.marker and "module" in b.marker]
+    assert len(marked) == 1
+    return marked[0]
 
 
 # --- the complete profiles file ----------------------------------------------------------------
