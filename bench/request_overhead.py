@@ -28,7 +28,7 @@ from requests.auth import AuthBase, HTTPBasicAuth
 
 from _common import ROOT
 
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "testbed"))
 from support.openbao import OpenBaoServer, openbao_unavailable_reason
 
 BATCH = 20_000
