@@ -47,7 +47,8 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _read(path: str) -> dict[str, str]:
+def read_digests(path: str) -> dict[str, str]:
+    """The file's digest -> username mapping; empty when it is missing or not such a mapping."""
     try:
         with open(path, encoding="utf-8") as fh:
             data: Any = json.load(fh)
@@ -62,7 +63,7 @@ def _tokens() -> dict[str, str]:
     """The digest -> username mapping, read on every request (a small file: one open and one
     JSON parse) so that a rewrite takes effect at once; empty when unset, missing or unreadable."""
     path = os.environ.get(TOKENS_FILE_ENV)
-    return _read(path) if path else {}
+    return read_digests(path) if path else {}
 
 
 def _presented_token() -> str | None:
@@ -121,7 +122,7 @@ def write_tokens(path: Path, tokens: Mapping[str, str]) -> None:
 def issue(path: Path, username: str) -> str:
     """A new random token for `username`, added to the file; the caller shows it once."""
     token = secrets.token_urlsafe(32)
-    digests = _read(str(path)) if path.exists() else {}
+    digests = read_digests(str(path)) if path.exists() else {}
     digests[token_digest(token)] = username
     write_digests(path, digests)
     return token
@@ -129,7 +130,7 @@ def issue(path: Path, username: str) -> str:
 
 def revoke(path: Path, username: str) -> int:
     """Remove every token of `username`; how many there were."""
-    digests = _read(str(path)) if path.exists() else {}
+    digests = read_digests(str(path)) if path.exists() else {}
     kept = {d: u for d, u in digests.items() if u != username}
     write_digests(path, kept)
     return len(digests) - len(kept)

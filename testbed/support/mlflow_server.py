@@ -7,9 +7,10 @@ What the fixture sets up, and why:
   TTL is 1 s so out-of-band changes show up quickly too;
 * sqlite stores and a proxied artifact store (`--serve-artifacts` with `--artifacts-destination`)
   in a private temporary directory, so artifact uploads go through the authenticated server;
-* `authorization_function = mlflow_bearer_auth:authenticate`, which adds bearer-token and
-  `X-Api-Key` authentication (tokens file, rewritable at run time) on top of basic auth. The
-  module is the documented one in `examples/mlflow-bearer-server/`, loaded from there;
+* `examples/mlflow-bearer-server/basic_auth.ini`, the configuration users copy: its
+  `authorization_function = mlflow_bearer_auth:authenticate` (the module next to it, put on the
+  server's PYTHONPATH) adds bearer-token and `X-Api-Key` authentication (a tokens file,
+  rewritable at run time) on top of basic auth;
 * `default_permission = READ`: any authenticated user can read everything and can create
   experiments and registered models (creating needs no permission while workspaces are off, and
   the creator is granted MANAGE on what it creates), but cannot write into other users'
@@ -18,8 +19,10 @@ What the fixture sets up, and why:
 
 from __future__ import annotations
 
+import configparser
 import functools
 import importlib.util
+import io
 import os
 import secrets
 import shutil
@@ -42,14 +45,17 @@ _REQUEST_TIMEOUT = 15.0
 # server behaves; the server gets exactly the MLFLOW_* variables this class sets.
 _STRIPPED_ENV_PREFIXES = ("MLFLOW_", "_MLFLOW_", "AWS_", "AZURE_", "VAULT_")
 
-_AUTH_INI = """\
-[mlflow]
-default_permission = READ
-database_uri = sqlite:///{tmp}/basic_auth.db
-admin_username = admin
-authorization_function = mlflow_bearer_auth:authenticate
-auth_cache_ttl_seconds = 1
-"""
+
+def auth_config(tmp: Path) -> str:
+    """The example's basic_auth.ini (the configuration users copy), with the user store in `tmp`
+    and a 1 s credential cache so that an out-of-band change shows up quickly."""
+    config = configparser.ConfigParser()
+    config.read(BEARER_AUTH_DIR / "basic_auth.ini", encoding="utf-8")
+    config["mlflow"]["database_uri"] = f"sqlite:///{tmp}/basic_auth.db"
+    config["mlflow"]["auth_cache_ttl_seconds"] = "1"
+    out = io.StringIO()
+    config.write(out)
+    return out.getvalue()
 
 
 @functools.cache
@@ -140,7 +146,7 @@ class MlflowAuthServer(ManagedServer):
     def start(self, attempts: int = 3) -> MlflowAuthServer:
         """Start the server and block until `GET /health` answers 200."""
         self._tmp = Path(tempfile.mkdtemp(prefix="mlflow-auth-test-"))
-        (self._tmp / "basic_auth.ini").write_text(_AUTH_INI.format(tmp=self._tmp))
+        (self._tmp / "basic_auth.ini").write_text(auth_config(self._tmp))
         self.artifacts_dir.mkdir()
         self.set_tokens({})
         self._launch(attempts)
