@@ -10,21 +10,31 @@ started.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
 import subprocess
 import sys
+import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import yaml
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mlflow_secrets_auth.backends import load_store
 from mlflow_secrets_auth.settings import GENERAL_VARIABLES
 
+from support.jwt_issuer import sign_rs256
+from support.kubernetes import ServiceAccount
 from support.mlflow_server import MlflowAuthServer, bearer_auth
-from support.openbao import openbao_unavailable_reason
+from support.openbao import OpenBaoServer, find_bao_binary, openbao_unavailable_reason
+from support.recording_server import RecordingServer
 
 pytestmark = pytest.mark.integration
 
@@ -207,3 +217,209 @@ def test_bearer_module_issues_tokens_whose_digest_alone_is_stored(tmp_path: Path
 
     assert revoked.returncode == 0 and "revoked 1 token(s) of alice" in revoked.stderr
     assert bearer_auth().read_digests(str(tokens)) == {digest(bob): "bob"}
+
+
+# --- Kubernetes --------------------------------------------------------------------------------
+
+KUBERNETES = EXAMPLES / "kubernetes"
+
+
+def manifests(path: Path) -> list[dict[str, Any]]:
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+    assert docs and all(isinstance(d, dict) and d.get("apiVersion") and d.get("kind") for d in docs)
+    return docs
+
+
+def the_job(path: Path) -> dict[str, Any]:
+    (job,) = manifests(path)
+    assert (job["apiVersion"], job["kind"]) == ("batch/v1", "Job")
+    return job
+
+
+def container_env(job: dict[str, Any]) -> dict[str, str]:
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e["value"] for e in container["env"]}
+
+
+def container_mounts(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    return {m["name"]: m for m in container["volumeMounts"]}
+
+
+def assert_store_variables(env: dict[str, str], store: str) -> None:
+    assert env["MLFLOW_TRACKING_AUTH"] == "mlflow_secrets_auth"
+    assert env["MLFLOW_SECRETS_AUTH_ENABLE"] == store
+    declared = {v.name for v in load_store(store).variables}
+    assert set(env) - MLFLOW_CLIENT_VARIABLES - set(GENERAL_VARIABLES) <= declared
+
+
+def test_kubernetes_vault_manifests_agree_with_the_vault_setup() -> None:
+    docs = manifests(KUBERNETES / "vault" / "serviceaccount.yaml")
+    (account,) = [d for d in docs if d["kind"] == "ServiceAccount"]
+    job = the_job(KUBERNETES / "vault" / "job.yaml")
+    pod = job["spec"]["template"]["spec"]
+    env = container_env(job)
+    script = (KUBERNETES / "vault" / "vault-setup.sh").read_text()
+    policy = (KUBERNETES / "vault" / "mlflow-trainer.hcl").read_text()
+
+    assert_store_variables(env, "vault")
+    assert "VAULT_TOKEN" not in env  # the pod logs in by itself
+    name, namespace = account["metadata"]["name"], account["metadata"]["namespace"]
+    assert (pod["serviceAccountName"], job["metadata"]["namespace"]) == (name, namespace)
+    role = env["MLFLOW_VAULT_K8S_ROLE"]
+    assert f"vault write auth/kubernetes/role/{role} \\" in script
+    assert f"bound_service_account_names={name} \\" in script
+    assert f"bound_service_account_namespaces={namespace} \\" in script
+    (volume,) = pod["volumes"]
+    (source,) = volume["projected"]["sources"]
+    token = source["serviceAccountToken"]
+    assert f"audience={token['audience']} \\" in script
+    mount = container_mounts(job)[volume["name"]]
+    assert env["MLFLOW_VAULT_K8S_TOKEN_PATH"] == f"{mount['mountPath']}/{token['path']}"
+    mount_name, _, path = env["MLFLOW_VAULT_SECRET_PATH"].partition("/")
+    assert f'path "{mount_name}/data/{path}"' in policy
+    assert f"vault kv put {env['MLFLOW_VAULT_SECRET_PATH']} " in script
+
+
+def test_kubernetes_file_store_job_mounts_the_secret_read_only_for_its_owner() -> None:
+    job = the_job(KUBERNETES / "file-store" / "job.yaml")
+    pod = job["spec"]["template"]["spec"]
+    env = container_env(job)
+    readme = (KUBERNETES / "README.md").read_text()
+
+    assert_store_variables(env, "file")
+    (volume,) = pod["volumes"]
+    assert volume["secret"]["defaultMode"] == 0o400
+    (item,) = volume["secret"]["items"]
+    mount = container_mounts(job)[volume["name"]]
+    assert "subPath" not in mount and mount["readOnly"] is True  # a subPath is never updated
+    assert env["MLFLOW_FILE_SECRET_PATH"] == f"{mount['mountPath']}/{item['path']}"
+    assert pod["securityContext"]["fsGroup"]  # the non-root user can read a 0400 Secret file
+    secret = volume["secret"]["secretName"]
+    assert f"kubectl -n {job['metadata']['namespace']} create secret generic {secret}" in readme
+    assert f"--from-literal={item['key']}=" in readme
+
+
+def service_account_token(namespace: str, name: str, audience: str) -> str:
+    """A projected service-account token as the kubelet writes it (both claim layouts)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = int(time.time())
+    return sign_rs256(
+        key,
+        {
+            "aud": [audience],
+            "iss": "https://kubernetes.default.svc",
+            "sub": f"system:serviceaccount:{namespace}:{name}",
+            "iat": now,
+            "nbf": now,
+            "exp": now + 3600,
+            "kubernetes.io": {
+                "namespace": namespace,
+                "serviceaccount": {"name": name, "uid": f"uid-{name}"},
+            },
+            "kubernetes.io/serviceaccount/namespace": namespace,
+            "kubernetes.io/serviceaccount/service-account.name": name,
+            "kubernetes.io/serviceaccount/service-account.uid": f"uid-{name}",
+        },
+    )
+
+
+def test_vault_setup_script_lets_the_jobs_service_account_log_an_mlflow_run(
+    mlflow_server: MlflowAuthServer,
+    recording_server: Callable[[], RecordingServer],
+    tmp_path: Path,
+) -> None:
+    if reason := openbao_unavailable_reason():
+        pytest.skip(reason)
+    job = the_job(KUBERNETES / "vault" / "job.yaml")
+    env = container_env(job)
+    pod = job["spec"]["template"]["spec"]
+    namespace, name = job["metadata"]["namespace"], pod["serviceAccountName"]
+    audience = pod["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"]["audience"]
+    jwt = service_account_token(namespace, name, audience)
+    kubernetes_api = recording_server()
+    kubernetes_api.set_default_response(
+        201,
+        {
+            "kind": "TokenReview",
+            "apiVersion": "authentication.k8s.io/v1",
+            "status": {
+                "authenticated": True,
+                "user": {
+                    "username": f"system:serviceaccount:{namespace}:{name}",
+                    "uid": f"uid-{name}",
+                    "groups": ["system:serviceaccounts"],
+                },
+                "audiences": [audience],
+            },
+        },
+    )
+    username, password = f"k8s-trainer-{uuid.uuid4().hex[:6]}", f"pw-{uuid.uuid4().hex}"
+    mlflow_server.create_user(username, password)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    bao = find_bao_binary()
+    assert bao is not None
+    (bin_dir / "vault").symlink_to(bao)  # OpenBao's CLI takes Vault's arguments
+    token_file = tmp_path / "token"
+    token_file.write_text(jwt)
+    (tmp_path / "ca.crt").write_text(ServiceAccount("kube-system", "vault-reviewer").ca_pem)
+    (tmp_path / "reviewer.jwt").write_text("reviewer-token")
+
+    with OpenBaoServer() as vault:  # its own: the script mounts auth at the default path
+        setup = subprocess.run(
+            [str(KUBERNETES / "vault" / "vault-setup.sh")],
+            env={
+                "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+                "HOME": str(tmp_path),
+                "VAULT_ADDR": vault.addr,
+                "VAULT_TOKEN": vault.root_token,
+                # Vault outside the cluster: the script's second form.
+                "KUBERNETES_HOST": kubernetes_api.url,
+                "KUBERNETES_CA_CERT": str(tmp_path / "ca.crt"),
+                "TOKEN_REVIEWER_JWT_FILE": str(tmp_path / "reviewer.jwt"),
+                "MLFLOW_USERNAME": username,
+                "MLFLOW_PASSWORD": password,
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert setup.returncode == 0, setup.stdout + setup.stderr
+        assert password not in setup.stdout + setup.stderr
+
+        done = subprocess.run(
+            [sys.executable, str(EXAMPLES / "log_run.py")],
+            env={
+                **os.environ,
+                **env,  # the Job's environment, with the local addresses and token file
+                "MLFLOW_TRACKING_URI": mlflow_server.url,
+                "VAULT_ADDR": vault.addr,
+                "MLFLOW_VAULT_K8S_TOKEN_PATH": str(token_file),
+                "MLFLOW_EXPERIMENT_NAME": f"k8s-example-{uuid.uuid4().hex[:8]}",
+                "MLFLOW_SECRETS_LOG_LEVEL": "DEBUG",
+                "NO_PROXY": "127.0.0.1,localhost",
+            },
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-4000:]
+    assert "Authentication successful (provider=vault, auth_mode=basic)" in output
+    for secret in (password, jwt, vault.root_token):
+        assert secret not in output
+    reviews = kubernetes_api.requests_to("/apis/authentication.k8s.io/v1/tokenreviews")
+    assert [json.loads(r.body)["spec"]["token"] for r in reviews] == [jwt]
+    assert reviews[0].header("Authorization") == "Bearer reviewer-token"
+    match = re.search(r"^run ([0-9a-f]{32}) in experiment", done.stdout, re.M)
+    assert match is not None
+    run = mlflow_server.admin_request("GET", f"/api/2.0/mlflow/runs/get?run_id={match[1]}")
+    experiment_id = run["run"]["info"]["experiment_id"]
+    permission = mlflow_server.admin_request(
+        "GET",
+        f"/api/3.0/mlflow/users/permissions/get?username={username}"
+        f"&resource_type=experiment&resource_id={experiment_id}",
+    )
+    assert permission["permission"] == "MANAGE"
