@@ -6,6 +6,12 @@ start serves them all); one of them also starts its own server, as a user's run 
 exit 0, print its outcome, set only variables its store declares (the ones its README lists),
 leave a run on the server logged as its user, print no secret even at DEBUG, and stop what it
 started.
+
+The Kubernetes manifests and CI pipelines cannot run here, so they are parsed and checked against
+each other and against the variables the plugin reads; their `vault-setup.sh` scripts run against
+a fresh OpenBao (the only change: an issuer's key given instead of fetched from github.com or
+gitlab.com), and an MLflow run is logged with each one's environment and a token shaped like its
+platform's: a token its Vault role must refuse is refused.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -28,9 +35,12 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mlflow_secrets_auth.backends import load_store
+from mlflow_secrets_auth.backends.base import CommonSettings
+from mlflow_secrets_auth.errors import BackendError
 from mlflow_secrets_auth.settings import GENERAL_VARIABLES
 
-from support.jwt_issuer import sign_rs256
+from support.github_oidc import GithubOidcEndpoint
+from support.jwt_issuer import JwtIssuer, sign_rs256
 from support.kubernetes import ServiceAccount
 from support.mlflow_server import MlflowAuthServer, bearer_auth
 from support.openbao import OpenBaoServer, find_bao_binary, openbao_unavailable_reason
@@ -300,6 +310,95 @@ def test_kubernetes_file_store_job_mounts_the_secret_read_only_for_its_owner() -
     assert f"--from-literal={item['key']}=" in readme
 
 
+VAULT_CLI = """\
+#!/usr/bin/env bash
+# OpenBao's CLI, which takes Vault's arguments. An OIDC discovery URL (github.com, gitlab.com) is
+# replaced by the test issuer's public key: the one change, since the test has no network.
+args=()
+for arg in "$@"; do
+    case "$arg" in
+        oidc_discovery_url=*) args+=("jwt_validation_pubkeys=@$TEST_ISSUER_KEY_FILE") ;;
+        *) args+=("$arg") ;;
+    esac
+done
+exec {bao} "${{args[@]}}"
+"""
+
+
+def run_setup_script(
+    script: Path, vault: OpenBaoServer, tmp_path: Path, env: dict[str, str]
+) -> None:
+    """Run a `vault-setup.sh` as its README says, with `vault` being OpenBao's CLI."""
+    bao = find_bao_binary()
+    assert bao is not None
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    cli = bin_dir / "vault"
+    cli.write_text(VAULT_CLI.format(bao=shlex.quote(bao)))
+    cli.chmod(0o755)
+    done = subprocess.run(
+        [str(script)],
+        env={
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+            "HOME": str(tmp_path),
+            "VAULT_ADDR": vault.addr,
+            "VAULT_TOKEN": vault.root_token,
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    for secret in (env.get("MLFLOW_PASSWORD"), vault.root_token):
+        assert secret and secret not in done.stdout + done.stderr
+
+
+def log_run_as_the_job(
+    server: MlflowAuthServer, job_env: dict[str, str], local_env: dict[str, str]
+) -> str:
+    """Run log_run.py with a pipeline's or manifest's environment, the local addresses in
+    `local_env` taking precedence; the run's output (which must hold no secret)."""
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "log_run.py")],
+        env={
+            **os.environ,
+            **job_env,
+            "MLFLOW_TRACKING_URI": server.url,
+            "MLFLOW_EXPERIMENT_NAME": f"ci-example-{uuid.uuid4().hex[:8]}",
+            "MLFLOW_SECRETS_LOG_LEVEL": "DEBUG",
+            "NO_PROXY": "127.0.0.1,localhost",
+            **local_env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-4000:]
+    assert "Authentication successful (provider=vault, auth_mode=basic)" in output
+    return output
+
+
+def assert_logged_as(server: MlflowAuthServer, output: str, username: str) -> None:
+    match = re.search(r"^run ([0-9a-f]{32}) in experiment", output, re.M)
+    assert match is not None, output[-2000:]
+    run = server.admin_request("GET", f"/api/2.0/mlflow/runs/get?run_id={match[1]}")
+    experiment_id = run["run"]["info"]["experiment_id"]
+    permission = server.admin_request(
+        "GET",
+        f"/api/3.0/mlflow/users/permissions/get?username={username}"
+        f"&resource_type=experiment&resource_id={experiment_id}",
+    )
+    assert permission["permission"] == "MANAGE"
+
+
+def new_mlflow_user(server: MlflowAuthServer, prefix: str) -> tuple[str, str]:
+    username, password = f"{prefix}-{uuid.uuid4().hex[:6]}", f"pw-{uuid.uuid4().hex}"
+    server.create_user(username, password)
+    return username, password
+
+
 def service_account_token(namespace: str, name: str, audience: str) -> str:
     """A projected service-account token as the kubelet writes it (both claim layouts)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -354,26 +453,18 @@ def test_vault_setup_script_lets_the_jobs_service_account_log_an_mlflow_run(
             },
         },
     )
-    username, password = f"k8s-trainer-{uuid.uuid4().hex[:6]}", f"pw-{uuid.uuid4().hex}"
-    mlflow_server.create_user(username, password)
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    bao = find_bao_binary()
-    assert bao is not None
-    (bin_dir / "vault").symlink_to(bao)  # OpenBao's CLI takes Vault's arguments
+    username, password = new_mlflow_user(mlflow_server, "k8s-trainer")
     token_file = tmp_path / "token"
     token_file.write_text(jwt)
     (tmp_path / "ca.crt").write_text(ServiceAccount("kube-system", "vault-reviewer").ca_pem)
     (tmp_path / "reviewer.jwt").write_text("reviewer-token")
 
     with OpenBaoServer() as vault:  # its own: the script mounts auth at the default path
-        setup = subprocess.run(
-            [str(KUBERNETES / "vault" / "vault-setup.sh")],
-            env={
-                "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-                "HOME": str(tmp_path),
-                "VAULT_ADDR": vault.addr,
-                "VAULT_TOKEN": vault.root_token,
+        run_setup_script(
+            KUBERNETES / "vault" / "vault-setup.sh",
+            vault,
+            tmp_path,
+            {
                 # Vault outside the cluster: the script's second form.
                 "KUBERNETES_HOST": kubernetes_api.url,
                 "KUBERNETES_CA_CERT": str(tmp_path / "ca.crt"),
@@ -381,45 +472,189 @@ def test_vault_setup_script_lets_the_jobs_service_account_log_an_mlflow_run(
                 "MLFLOW_USERNAME": username,
                 "MLFLOW_PASSWORD": password,
             },
-            capture_output=True,
-            text=True,
-            timeout=60,
         )
-        assert setup.returncode == 0, setup.stdout + setup.stderr
-        assert password not in setup.stdout + setup.stderr
-
-        done = subprocess.run(
-            [sys.executable, str(EXAMPLES / "log_run.py")],
-            env={
-                **os.environ,
-                **env,  # the Job's environment, with the local addresses and token file
-                "MLFLOW_TRACKING_URI": mlflow_server.url,
-                "VAULT_ADDR": vault.addr,
-                "MLFLOW_VAULT_K8S_TOKEN_PATH": str(token_file),
-                "MLFLOW_EXPERIMENT_NAME": f"k8s-example-{uuid.uuid4().hex[:8]}",
-                "MLFLOW_SECRETS_LOG_LEVEL": "DEBUG",
-                "NO_PROXY": "127.0.0.1,localhost",
-            },
-            capture_output=True,
-            text=True,
-            timeout=120,
+        output = log_run_as_the_job(
+            mlflow_server,
+            env,
+            {"VAULT_ADDR": vault.addr, "MLFLOW_VAULT_K8S_TOKEN_PATH": str(token_file)},
         )
 
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output[-4000:]
-    assert "Authentication successful (provider=vault, auth_mode=basic)" in output
     for secret in (password, jwt, vault.root_token):
         assert secret not in output
     reviews = kubernetes_api.requests_to("/apis/authentication.k8s.io/v1/tokenreviews")
     assert [json.loads(r.body)["spec"]["token"] for r in reviews] == [jwt]
     assert reviews[0].header("Authorization") == "Bearer reviewer-token"
-    match = re.search(r"^run ([0-9a-f]{32}) in experiment", done.stdout, re.M)
+    assert_logged_as(mlflow_server, output, username)
+
+
+# --- CI ----------------------------------------------------------------------------------------
+
+CI = EXAMPLES / "ci"
+
+
+def role_config(script: str) -> dict[str, Any]:
+    """The JSON a setup script writes as its Vault role."""
+    match = re.search(r"<<'JSON'\n(.*?)\nJSON\n", script, re.S)
     assert match is not None
-    run = mlflow_server.admin_request("GET", f"/api/2.0/mlflow/runs/get?run_id={match[1]}")
-    experiment_id = run["run"]["info"]["experiment_id"]
-    permission = mlflow_server.admin_request(
-        "GET",
-        f"/api/3.0/mlflow/users/permissions/get?username={username}"
-        f"&resource_type=experiment&resource_id={experiment_id}",
+    config: dict[str, Any] = json.loads(match[1])
+    return config
+
+
+def configured_issuer(script: str) -> str:
+    match = re.search(r"bound_issuer=(\S+)", script)
+    assert match is not None
+    return match[1]
+
+
+def vault_fetch_error(env: dict[str, str]) -> BackendError:
+    """What the vault store says when it fetches with `env` (in this process)."""
+    store_class = load_store("vault")
+    common = CommonSettings("vault", "auto", 300.0, 10.0)
+    store = store_class(store_class.load_settings(env, common))
+    with pytest.raises(BackendError) as info:
+        store.fetch()
+    return info.value
+
+
+def test_github_workflow_and_its_vault_setup_log_an_mlflow_run(
+    mlflow_server: MlflowAuthServer, tmp_path: Path
+) -> None:
+    if reason := openbao_unavailable_reason():
+        pytest.skip(reason)
+    workflow = yaml.safe_load((CI / "github-actions" / "train.yml").read_text())
+    script = (CI / "github-actions" / "vault-setup.sh").read_text()
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads the key `on` as true
+    assert "push" in triggers
+    assert workflow["permissions"]["id-token"] == "write"
+    (job,) = workflow["jobs"].values()
+    env = {k: str(v) for k, v in job["env"].items()}
+    assert_store_variables(env, "vault")
+    assert [s["run"] for s in job["steps"] if "run" in s][-1] == "python train.py"
+    role = role_config(script)
+    mount, role_name = env["MLFLOW_VAULT_JWT_MOUNT"], env["MLFLOW_VAULT_JWT_ROLE"]
+    assert f"vault write auth/{mount}/role/{role_name} - <<'JSON'" in script
+    assert role["bound_audiences"] == [env["MLFLOW_VAULT_JWT_AUDIENCE"]]
+    assert role["user_claim"] in role["bound_claims"]
+    assert configured_issuer(script) == "https://token.actions.githubusercontent.com"
+    issuer = JwtIssuer(configured_issuer(script))
+    (tmp_path / "issuer.pem").write_text(issuer.public_pem)
+    username, password = new_mlflow_user(mlflow_server, "github-trainer")
+    claims = role["bound_claims"]
+    subject = f"repo:{claims['repository']}:ref:{claims['ref']}"
+
+    with (
+        OpenBaoServer() as vault,
+        GithubOidcEndpoint(issuer, subject, claims) as runner,
+        GithubOidcEndpoint(issuer, subject, {**claims, "ref": "refs/heads/feature"}) as branch,
+    ):
+        run_setup_script(
+            CI / "github-actions" / "vault-setup.sh",
+            vault,
+            tmp_path,
+            {
+                "TEST_ISSUER_KEY_FILE": str(tmp_path / "issuer.pem"),
+                "MLFLOW_USERNAME": username,
+                "MLFLOW_PASSWORD": password,
+            },
+        )
+        output = log_run_as_the_job(mlflow_server, env, {"VAULT_ADDR": vault.addr, **runner.env()})
+        # A job on another branch gets a valid token too; the role's bound claims refuse it.
+        refused = vault_fetch_error({**env, "VAULT_ADDR": vault.addr, **branch.env()})
+
+    assert [r.audience for r in runner.requests] == [env["MLFLOW_VAULT_JWT_AUDIENCE"]]
+    for secret in (password, runner.request_token, *runner.issued):
+        assert secret not in output
+    assert_logged_as(mlflow_server, output, username)
+    assert refused.step == "login"
+    assert f"MLFLOW_VAULT_JWT_ROLE={role_name}" in str(refused)
+
+
+def gitlab_jobs() -> dict[str, dict[str, Any]]:
+    """The pipeline's jobs, with what they extend merged in (as GitLab does for these keys)."""
+    pipeline = yaml.safe_load((CI / "gitlab" / "gitlab-ci.yml").read_text())
+    jobs = {}
+    for name, job in pipeline.items():
+        if name.startswith(".") or not isinstance(job, dict):
+            continue
+        base = pipeline[job["extends"]] if "extends" in job else {}
+        jobs[name] = {
+            **base,
+            **job,
+            "variables": {**base.get("variables", {}), **job.get("variables", {})},
+        }
+    return jobs
+
+
+def test_gitlab_jobs_and_their_vault_setup_log_an_mlflow_run(
+    mlflow_server: MlflowAuthServer, tmp_path: Path
+) -> None:
+    if reason := openbao_unavailable_reason():
+        pytest.skip(reason)
+    jobs = gitlab_jobs()
+    script = (CI / "gitlab" / "vault-setup.sh").read_text()
+    role = role_config(script)
+    assert set(jobs) == {"train", "train-token-file"}
+    for job in jobs.values():
+        env = {k: str(v) for k, v in job["variables"].items()}
+        assert_store_variables(env, "vault")
+        mount, role_name = env["MLFLOW_VAULT_JWT_MOUNT"], env["MLFLOW_VAULT_JWT_ROLE"]
+        assert f"vault write auth/{mount}/role/{role_name} - <<'JSON'" in script
+        (token,) = job["id_tokens"].values()
+        assert [token["aud"]] == role["bound_audiences"]
+        assert job["script"][-1] == "python train.py"
+    assert "MLFLOW_VAULT_JWT_TOKEN" in jobs["train"]["id_tokens"]
+    file_job = jobs["train-token-file"]
+    (file_token_variable,) = file_job["id_tokens"]
+    assert f'"${file_token_variable}" > "$MLFLOW_VAULT_JWT_TOKEN_PATH"' in file_job["script"][0]
+    assert f"unset {file_token_variable}" in file_job["script"]
+    assert role["user_claim"] in role["bound_claims"]
+    issuer = JwtIssuer(configured_issuer(script))
+    (tmp_path / "issuer.pem").write_text(issuer.public_pem)
+    username, password = new_mlflow_user(mlflow_server, "gitlab-trainer")
+    claims = role["bound_claims"]
+    subject = f"project_path:{claims['project_path']}:ref_type:branch:ref:{claims['ref']}"
+    aud = role["bound_audiences"][0]
+    jwt = issuer.token(subject, aud, **claims)
+    # The file form: the job's own command writes the token file, private to its owner.
+    token_path = tmp_path / "vault-id-token"
+    wrote = subprocess.run(
+        ["bash", "-c", file_job["script"][0]],
+        env={
+            **os.environ,
+            file_token_variable: jwt,
+            "MLFLOW_VAULT_JWT_TOKEN_PATH": str(token_path),
+        },
+        timeout=30,
     )
-    assert permission["permission"] == "MANAGE"
+    assert wrote.returncode == 0 and token_path.read_text() == jwt
+    assert token_path.stat().st_mode & 0o777 == 0o600
+
+    with OpenBaoServer() as vault:
+        run_setup_script(
+            CI / "gitlab" / "vault-setup.sh",
+            vault,
+            tmp_path,
+            {
+                "TEST_ISSUER_KEY_FILE": str(tmp_path / "issuer.pem"),
+                "MLFLOW_USERNAME": username,
+                "MLFLOW_PASSWORD": password,
+            },
+        )
+        local = {"VAULT_ADDR": vault.addr}
+        variable_env = {k: str(v) for k, v in jobs["train"]["variables"].items()}
+        in_variable = log_run_as_the_job(
+            mlflow_server, variable_env, {**local, "MLFLOW_VAULT_JWT_TOKEN": jwt}
+        )
+        file_env = {k: str(v) for k, v in file_job["variables"].items()}
+        in_file = log_run_as_the_job(
+            mlflow_server, file_env, {**local, "MLFLOW_VAULT_JWT_TOKEN_PATH": str(token_path)}
+        )
+        unprotected = issuer.token(subject, aud, **{**claims, "ref_protected": "false"})
+        refused = vault_fetch_error(
+            {**variable_env, **local, "MLFLOW_VAULT_JWT_TOKEN": unprotected}
+        )
+
+    for output in (in_variable, in_file):
+        assert jwt not in output and password not in output
+        assert_logged_as(mlflow_server, output, username)
+    assert refused.step == "login"
