@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench examples
-	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/ruff check src tests bench examples testbed
+	$(BIN)/ruff format --check src tests bench examples testbed
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

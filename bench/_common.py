@@ -1,4 +1,4 @@
-"""Shared by the benchmarks: where the project is, so they can use the tests' local servers."""
+"""Shared by the benchmarks: where the project is, so they can use the local servers in testbed/."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from _common import ROOT
 
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "testbed"))
 from support.openbao import OpenBaoServer, openbao_unavailable_reason
 
 RUNS = 5

@@ -24,7 +24,7 @@ import requests
 
 from _common import ROOT
 
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "testbed"))
 from support.azure_keyvault_fake import (
     IdentityEndpointFake,
     KeyVaultFake,

@@ -26,7 +26,7 @@ import requests
 
 from _common import ROOT
 
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "testbed"))
 from support.azure_keyvault_fake import make_tls_files
 from support.gcp_secret_manager_fake import (
     PROJECT,

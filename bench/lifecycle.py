@@ -25,7 +25,7 @@ import requests
 
 from _common import ROOT
 
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "testbed"))
 from support.counting_proxy import CountingProxy
 from support.openbao import OpenBaoServer, openbao_unavailable_reason
 

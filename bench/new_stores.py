@@ -28,7 +28,7 @@ import requests
 
 from _common import ROOT
 
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "testbed"))
 from support.secret_files import SecretVolume
 
 RUNS = 41

@@ -30,7 +30,7 @@ from mlflow_secrets_auth.backends import BUILTIN_ORDER
 
 from _common import ROOT
 
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "testbed"))
 from support.openbao import OpenBaoServer, openbao_unavailable_reason
 
 BATCH = 20_000

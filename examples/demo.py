@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import IO, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))  # the same local-server helpers the tests use
+sys.path.insert(0, str(ROOT / "testbed"))  # the same local-server helpers the tests use
 
 from support.mlflow_server import MlflowAuthServer  # noqa: E402
 from support.openbao import OpenBaoServer, openbao_unavailable_reason  # noqa: E402

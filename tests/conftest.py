@@ -1,7 +1,8 @@
 """Shared fixtures: real servers (started once per session) and a known environment per test.
 
-The helpers live in `tests/support/` and are imported as the top-level package `support`; this
-directory is put on `sys.path` explicitly so that works whatever pytest import mode is used.
+The helpers live in `testbed/support/` (shared with the examples, the demo and the benchmarks) and
+are imported as the top-level package `support`; `testbed/` is put on `sys.path` explicitly so that
+works whatever pytest import mode is used.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-_TESTS_DIR = Path(__file__).resolve().parent
-if str(_TESTS_DIR) not in sys.path:
-    sys.path.insert(0, str(_TESTS_DIR))
+_TESTBED_DIR = Path(__file__).resolve().parent.parent / "testbed"
+if str(_TESTBED_DIR) not in sys.path:
+    sys.path.insert(0, str(_TESTBED_DIR))
 
 from support.mlflow_server import MlflowAuthServer  # noqa: E402
 from support.openbao import SKIP_PREFIX, OpenBaoServer, openbao_unavailable_reason  # noqa: E402

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .jwt_issuer import JwtIssuer
@@ -30,9 +32,15 @@ class OidcRequest:
 class GithubOidcEndpoint(StartStop):
     """Issues a JWT for `subject` with the requested audience to holders of `request_token`."""
 
-    def __init__(self, issuer: JwtIssuer, subject: str = "repo:org/ml:ref:refs/heads/main"):
+    def __init__(
+        self,
+        issuer: JwtIssuer,
+        subject: str = "repo:org/ml:ref:refs/heads/main",
+        claims: Mapping[str, Any] | None = None,
+    ):
         self.issuer = issuer
         self.subject = subject
+        self.claims = dict(claims or {})  # more claims, e.g. repository and ref
         self.request_token = f"ghs-request-{secrets.token_hex(12)}"
         self.issued: list[str] = []  # every JWT handed out, for leak checks
         self.requests: list[OidcRequest] = []
@@ -72,7 +80,7 @@ class GithubOidcEndpoint(StartStop):
                     self._answer(401, {"message": "bad request token"})
                 else:
                     jwt = endpoint.issuer.token(
-                        endpoint.subject, audience or "https://github.com/org"
+                        endpoint.subject, audience or "https://github.com/org", **endpoint.claims
                     )
                     with endpoint._lock:
                         endpoint.issued.append(jwt)

@@ -7,8 +7,10 @@ What the fixture sets up, and why:
   TTL is 1 s so out-of-band changes show up quickly too;
 * sqlite stores and a proxied artifact store (`--serve-artifacts` with `--artifacts-destination`)
   in a private temporary directory, so artifact uploads go through the authenticated server;
-* `authorization_function = mlflow_test_auth:authenticate`, which adds bearer-token and
-  `X-Api-Key` authentication (tokens file, rewritable at run time) on top of basic auth;
+* `examples/mlflow-bearer-server/basic_auth.ini`, the configuration users copy: its
+  `authorization_function = mlflow_bearer_auth:authenticate` (the module next to it, put on the
+  server's PYTHONPATH) adds bearer-token and `X-Api-Key` authentication (a tokens file,
+  rewritable at run time) on top of basic auth;
 * `default_permission = READ`: any authenticated user can read everything and can create
   experiments and registered models (creating needs no permission while workspaces are off, and
   the creator is granted MANAGE on what it creates), but cannot write into other users'
@@ -17,7 +19,10 @@ What the fixture sets up, and why:
 
 from __future__ import annotations
 
-import json
+import configparser
+import functools
+import importlib.util
+import io
 import os
 import secrets
 import shutil
@@ -25,29 +30,44 @@ import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import requests
 
 from .ports import LOOPBACK, ManagedServer, ServerProcess
 
-_SUPPORT_DIR = Path(__file__).resolve().parent
-# Same name as mlflow_test_auth.TOKENS_FILE_ENV; not imported from there because importing that
-# module imports mlflow.server.auth, which opens an auth store in the importing process.
-TOKENS_FILE_ENV = "MLFLOW_TEST_TOKENS_FILE"
+#: The bearer-token `authorization_function` the server runs (and its tokens-file helpers).
+BEARER_AUTH_DIR = Path(__file__).resolve().parents[2] / "examples" / "mlflow-bearer-server"
+BEARER_AUTH_MODULE = "mlflow_bearer_auth"
 _REQUEST_TIMEOUT = 15.0
 # Client-side or server-side settings from the developer's shell that would change how the
 # server behaves; the server gets exactly the MLFLOW_* variables this class sets.
 _STRIPPED_ENV_PREFIXES = ("MLFLOW_", "_MLFLOW_", "AWS_", "AZURE_", "VAULT_")
 
-_AUTH_INI = """\
-[mlflow]
-default_permission = READ
-database_uri = sqlite:///{tmp}/basic_auth.db
-admin_username = admin
-authorization_function = mlflow_test_auth:authenticate
-auth_cache_ttl_seconds = 1
-"""
+
+def auth_config(tmp: Path) -> str:
+    """The example's basic_auth.ini (the configuration users copy), with the user store in `tmp`
+    and a 1 s credential cache so that an out-of-band change shows up quickly."""
+    config = configparser.ConfigParser()
+    config.read(BEARER_AUTH_DIR / "basic_auth.ini", encoding="utf-8")
+    config["mlflow"]["database_uri"] = f"sqlite:///{tmp}/basic_auth.db"
+    config["mlflow"]["auth_cache_ttl_seconds"] = "1"
+    out = io.StringIO()
+    config.write(out)
+    return out.getvalue()
+
+
+@functools.cache
+def bearer_auth() -> ModuleType:
+    """The example's `mlflow_bearer_auth` module, loaded from its file (its MLflow imports are
+    deferred to the server, so loading it here opens no auth store)."""
+    path = BEARER_AUTH_DIR / f"{BEARER_AUTH_MODULE}.py"
+    spec = importlib.util.spec_from_file_location(BEARER_AUTH_MODULE, path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def find_mlflow_cli() -> str:
@@ -82,20 +102,38 @@ class MlflowAuthServer(ManagedServer):
         self.port = 0
         self._tmp: Path | None = None
         self._proc: ServerProcess | None = None
+        self._attached: tuple[str, Path | None] | None = None
         self._http = requests.Session()
         # Ignore proxy/netrc settings from the environment: the server is on loopback.
         self._http.trust_env = False
+
+    @classmethod
+    def attach(
+        cls, url: str, admin_password: str, tokens_file: Path | None = None
+    ) -> MlflowAuthServer:
+        """A handle on a server started elsewhere (its admin API; `stop()` leaves it running),
+        so that a process started by a test can reuse the test session's server."""
+        server = cls()
+        server.admin_password = admin_password
+        server._attached = (url.rstrip("/"), tokens_file)
+        return server
 
     # ------------------------------------------------------------------ lifecycle
 
     @property
     def url(self) -> str:
         """Tracking URI of the server, e.g. `http://127.0.0.1:PORT`."""
+        if self._attached is not None:
+            return self._attached[0]
         return f"http://{LOOPBACK}:{self.port}"
 
     @property
     def tokens_file(self) -> Path:
-        """JSON file mapping API token -> username, read by the server on every request."""
+        """The server's tokens file (SHA-256 of each API token -> username), read on every
+        request; see examples/mlflow-bearer-server/mlflow_bearer_auth.py."""
+        if self._attached is not None:
+            assert self._attached[1] is not None, "attached without its tokens file"
+            return self._attached[1]
         assert self._tmp is not None, "server not started"
         return self._tmp / "tokens.json"
 
@@ -108,7 +146,7 @@ class MlflowAuthServer(ManagedServer):
     def start(self, attempts: int = 3) -> MlflowAuthServer:
         """Start the server and block until `GET /health` answers 200."""
         self._tmp = Path(tempfile.mkdtemp(prefix="mlflow-auth-test-"))
-        (self._tmp / "basic_auth.ini").write_text(_AUTH_INI.format(tmp=self._tmp))
+        (self._tmp / "basic_auth.ini").write_text(auth_config(self._tmp))
         self.artifacts_dir.mkdir()
         self.set_tokens({})
         self._launch(attempts)
@@ -125,8 +163,8 @@ class MlflowAuthServer(ManagedServer):
                 "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
                 "MLFLOW_DISABLE_TELEMETRY": "true",
                 "DO_NOT_TRACK": "true",
-                TOKENS_FILE_ENV: str(self.tokens_file),
-                "PYTHONPATH": str(_SUPPORT_DIR),
+                bearer_auth().TOKENS_FILE_ENV: str(self.tokens_file),
+                "PYTHONPATH": str(BEARER_AUTH_DIR),
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -228,16 +266,7 @@ class MlflowAuthServer(ManagedServer):
         )
 
     def set_tokens(self, mapping: Mapping[str, str]) -> None:
-        """Replace the token -> username mapping atomically (the server re-reads it per request).
-
-        Usernames must be existing MLflow users, or requests with the token fail.
-        """
-        target = self.tokens_file
-        fd, tmp_name = tempfile.mkstemp(prefix=".tokens-", suffix=".json", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(dict(mapping), fh)
-            os.replace(tmp_name, target)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+        """Make `mapping` (token -> username) the only valid tokens, atomically; the server reads
+        the file on every request. Usernames must be existing MLflow users, or requests with the
+        token fail."""
+        bearer_auth().write_tokens(self.tokens_file, mapping)

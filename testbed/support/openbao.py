@@ -329,11 +329,11 @@ class OpenBaoServer(ManagedServer):
         role: str,
         policies: Sequence[str],
         mount: str = "approle",
-        token_ttl: str = "1h",
+        token_ttl: str = "1h",  # noqa: S107 (a duration, not a password)
         *,
         namespace: str | None = None,
         token_max_ttl: str | None = None,
-        secret_id_ttl: str = "0",
+        secret_id_ttl: str = "0",  # noqa: S107
     ) -> tuple[str, str]:
         """Create (or update) AppRole `role` and return `(role_id, secret_id)`.
 
@@ -412,7 +412,7 @@ class OpenBaoServer(ManagedServer):
         bound_audiences: Sequence[str],
         mount: str = "jwt",
         user_claim: str = "sub",
-        token_ttl: str = "1h",
+        token_ttl: str = "1h",  # noqa: S107
         token_max_ttl: str | None = None,
         namespace: str | None = None,
     ) -> None:
