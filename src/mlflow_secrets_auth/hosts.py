@@ -103,14 +103,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-_PROXY_KEYS = encode_names(
-    ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy")
-)
-
-
-def proxy_context() -> tuple[object, ...]:
-    """The proxy variables, undecoded: part of the cached decision for a plain-http URL."""
-    return tuple(map(raw_value, _PROXY_KEYS))
+#: The variables that put a proxy on the way. The runtime watches them and builds a new policy
+#: (with no remembered decisions) when one changes, so a decision never outlives them.
+PROXY_VARIABLES = ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy")
 
 
 def http_proxy_for(url: str) -> str | None:
@@ -211,8 +206,6 @@ class HostPolicy:
         prefix = url if end < 0 else url[:end]
         context = None if self._rules is not None else self._uris()
         key: object = prefix if context is None else (prefix, context)
-        if prefix[:5].lower() == "http:" and not self._allow_http:
-            key = (key, proxy_context())  # the proxy rule depends on these variables
         decision = self._decisions.get(key)
         if decision is None:
             decision = self._decide(url, context)

@@ -54,7 +54,7 @@ from .backends.base import Variable
 from .environment import encode_names, snapshot
 from .environment import raw_value as environment_get
 from .errors import ConfigurationError, IncompleteConfigurationError
-from .hosts import HostRule, parse_rule
+from .hosts import PROXY_VARIABLES, HostRule, parse_rule
 from .log import get_logger
 from .settings import (
     BackendSettings,
@@ -303,6 +303,13 @@ class ProfileFile:
 
     def unchanged(self, document: ConfigDocument) -> bool:
         """Whether ``document`` is still what the file holds (cheap within the interval)."""
+        state = self._state  # the per-request path: one clock call and two comparisons
+        if (
+            state is not None
+            and state.result is document
+            and self._clock() - state.checked_at < self._interval
+        ):
+            return True
         try:
             return self.read(document.path, explicit=document.explicit) is document
         except ProfileError:
@@ -932,7 +939,9 @@ class ConfigurationCache:
             enabled: tuple[str, ...] | None = parse_enabled(env)
         except ConfigurationError:
             enabled = None
-        names = list(dict.fromkeys((*watched_variables(enabled), *FILE_VARIABLES)))
+        names = list(
+            dict.fromkeys((*watched_variables(enabled), *FILE_VARIABLES, *PROXY_VARIABLES))
+        )
         keys = encode_names(tuple(names))
         values = snapshot(keys)  # taken first: a change after it reloads again
         document: ConfigDocument | None = None
