@@ -34,7 +34,7 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from mlflow_secrets_auth.backends import load_store
+from mlflow_secrets_auth.backends import BUILTIN_ORDER, load_store
 from mlflow_secrets_auth.backends.base import CommonSettings
 from mlflow_secrets_auth.errors import BackendError
 from mlflow_secrets_auth.settings import GENERAL_VARIABLES
@@ -50,14 +50,7 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
-STORES = [
-    "vault",
-    "aws-secrets-manager",
-    "azure-key-vault",
-    "gcp-secret-manager",
-    "file",
-    "exec",
-]
+STORES = list(BUILTIN_ORDER)
 MLFLOW_CLIENT_VARIABLES = {"MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_AUTH"}
 #: What the examples set for their own output and isolation, never for the store.
 EXAMPLE_ONLY = {"MLFLOW_EXPERIMENT_NAME", "XDG_CONFIG_HOME", "NO_PROXY", "no_proxy"}

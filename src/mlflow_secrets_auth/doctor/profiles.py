@@ -46,37 +46,34 @@ def _profiles(run: _Run, wanted: str | None, dry_run_url: str | None) -> list[Pr
     if wanted is not None:
         found = profiles.get(wanted)
         if found is None:
-            run.add(
-                Check(
-                    "profiles",
-                    TITLE,
-                    "failed",
-                    f"--profile {wanted} names no profile ({profiles.summary()})",
-                    f"use one of {', '.join(profiles.names) or 'the profiles in the file'}",
-                )
+            return _refuse(
+                run,
+                f"--profile {wanted} names no profile ({profiles.summary()})",
+                f"use one of {', '.join(profiles.names) or 'the profiles in the file'}",
+                "the profile does not exist",
             )
-            run.blocked = "the profile does not exist"
-            return []
         chosen, detail = [found], f"{detail}; checking {wanted} (--profile)"
     elif dry_run_url is not None:
         origin = origin_of(dry_run_url)
         found = profiles.select(origin.host, origin.port)
         if found is None:
-            run.add(
-                Check(
-                    "profiles",
-                    TITLE,
-                    "failed",
-                    f"no profile serves {origin} ({profiles.summary()}), so the dry run would "
-                    "carry no credential",
-                    f"add {origin.host}:{origin.port} to the hosts of a profile in {profiles.path}",
-                )
+            return _refuse(
+                run,
+                f"no profile serves {origin} ({profiles.summary()}), so the dry run would carry "
+                "no credential",
+                f"add {origin.host}:{origin.port} to the hosts of a profile in {profiles.path}",
+                "no profile serves the dry-run URL",
             )
-            run.blocked = "no profile serves the dry-run URL"
-            return []
         chosen, detail = [found], f"{detail}; the dry-run URL {origin} is served by {found.name}"
     run.add(Check("profiles", TITLE, "passed", detail))
     return chosen
+
+
+def _refuse(run: _Run, detail: str, fix: str, blocked: str) -> list[Profile]:
+    """A failed profiles check: nothing to diagnose."""
+    run.add(Check("profiles", TITLE, "failed", detail, fix))
+    run.blocked = blocked
+    return []
 
 
 def _profile_fix(error: ProfileError) -> str:
