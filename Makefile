@@ -28,6 +28,7 @@ typecheck: $(STAMP)
 # pytest exits 5 when it collected nothing; for this suite that means something is broken,
 # so it is reported by name and fails the run instead of passing silently.
 test: lint typecheck
+	@d=$$(mktemp -d) && NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir "$$d"; rc=$$?; rm -rf "$$d"; exit $$rc
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: treating that as a failure" >&2; exit 1; fi; \
 	exit $$rc

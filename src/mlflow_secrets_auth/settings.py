@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .backends import BUILTIN_ORDER, StoreUnavailableError, load_store, store_names
+from .backends import BUILTIN_ORDER, StoreUnavailableError, load_store, store_entry, store_names
 from .backends.base import AuthMode, CommonSettings, StoreSettings
 from .errors import ConfigurationError, IncompleteConfigurationError
 from .hosts import HostRule, parse_allowed_hosts
@@ -184,7 +184,16 @@ def load_store_settings(
         ttl_sec=seconds(env, f"{prefix}_TTL_SEC", store.default_ttl_sec, allow_zero=False),
         timeout_sec=general.timeout_sec,
     )
-    settings: StoreSettings = store.load_settings(env, common)
+    try:
+        settings: StoreSettings = store.load_settings(env, common)
+    except ConfigurationError:
+        raise
+    except Exception as error:  # a broken store package must not break the others
+        entry = store_entry(name)
+        assert entry is not None
+        raise StoreUnavailableError(
+            entry, f"its settings loader failed with {type(error).__name__}"
+        ) from None
     return settings
 
 

@@ -10,7 +10,7 @@ from .backends.base import Backend
 from .cache import CredentialCache
 from .clear_marker import MARKER
 from .credentials import Credential, describe_payload, parse_secret
-from .errors import BackendError, SecretFormatError
+from .errors import BackendError, SecretFormatError, SecretsAuthError
 from .log import get_logger
 from .settings import BackendSettings
 
@@ -84,6 +84,18 @@ class CredentialSource:
         except BackendError as error:
             logger.error("%s", error)
             raise
+        except SecretsAuthError:
+            raise
+        except Exception as error:  # a store that broke its contract: its type, not its text
+            failure = BackendError(
+                self.provider,
+                "read",
+                f"the store failed unexpectedly ({type(error).__name__})",
+                "the store package's version, and its log records at "
+                "MLFLOW_SECRETS_LOG_LEVEL=DEBUG",
+            )
+            logger.error("%s", failure)
+            raise failure from None
         shape = describe_payload(fetched.payload)
         logger.debug(
             "Secret read (provider=%s, version=%s, shape=%s)", self.provider, fetched.version, shape

@@ -170,3 +170,34 @@ def test_the_third_party_store_passes_the_contract_kit(installed: Path, tmp_path
         payload,
         failing_env={**env, "MLFLOW_TESTSTORE_SECRET_NAME": "missing"},
     )
+
+
+def test_a_store_whose_loader_breaks_is_passed_over_and_reported(
+    installed: Path, test_vault: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    test_vault.write_text(json.dumps({"mlflow": {"token": "tok-" + uuid.uuid4().hex}}))
+    monkeypatch.setenv("MLFLOW_SECRETS_AUTH_ENABLE", "broken-loader,teststore")
+    assert mlflow_secrets_auth.get_auth() is not None  # the working store is used
+    data = json.loads(CliRunner().invoke(main, ["info", "--json"]).stdout)
+    stores = {entry["name"]: entry for entry in data["backends"]}
+    assert stores["teststore"]["state"] == "chosen"
+    assert stores["broken-loader"]["state"] == "broken"
+    assert "settings loader failed with KeyError" in stores["broken-loader"]["error"]
+    monkeypatch.setenv("MLFLOW_SECRETS_AUTH_ENABLE", "broken-loader")
+    with pytest.raises(ConfigurationError, match="settings loader failed with KeyError"):
+        mlflow_secrets_auth.get_auth()
+
+
+def test_a_store_whose_fetch_breaks_fails_the_request_with_a_named_error(
+    installed: Path, test_vault: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import requests
+
+    from mlflow_secrets_auth.errors import BackendError
+
+    monkeypatch.setenv("MLFLOW_SECRETS_AUTH_ENABLE", "broken-fetch")
+    monkeypatch.setenv("MLFLOW_SECRETS_ALLOWED_HOSTS", "127.0.0.1")
+    with pytest.raises(BackendError) as failed:
+        requests.get("http://127.0.0.1:9/api/2.0/x", auth=mlflow_secrets_auth.get_auth(), timeout=5)
+    assert "failed unexpectedly (ValueError)" in str(failed.value)
+    assert "the-secret-payload" not in str(failed.value)  # its text is never repeated

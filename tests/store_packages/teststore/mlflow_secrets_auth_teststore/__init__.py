@@ -73,3 +73,24 @@ class TestStore(SecretStore[TestStoreSettings]):
                 "MLFLOW_TESTSTORE_SECRET_NAME",
             )
         return FetchedSecret(secrets[s.secret_name], location=s.secret_name)
+
+
+class BadLoaderStore(TestStore):
+    """A store whose settings loader breaks its contract (raises something unexpected)."""
+
+    name = "broken-loader"
+    prefix = "MLFLOW_BROKEN_LOADER"
+
+    @classmethod
+    def load_settings(cls, env: Mapping[str, str], common: CommonSettings) -> TestStoreSettings:
+        raise KeyError("a bug in the store package")
+
+
+class BadFetchStore(TestStore):
+    """A store whose fetch breaks its contract (raises something other than BackendError)."""
+
+    name = "broken-fetch"
+    prefix = "MLFLOW_BROKEN_FETCH"
+
+    def fetch(self) -> FetchedSecret:
+        raise ValueError("a bug in the store package that quotes the-secret-payload")
