@@ -11,11 +11,13 @@ venv: $(STAMP)
 # The development tools are the `dev` dependency group in pyproject.toml (PEP 735), which is
 # never published. uv installs them: pip's download cache stays empty where the package index
 # sends no cache headers, uv's does not, so the venvs of `make test-pythons` cost seconds after
-# the first. Without uv, `pip install -e ".[all]" --group dev` (pip >= 25.1) does the same.
+# the first. It compiles the bytecode as pip would: where PYTHONDONTWRITEBYTECODE is set, every
+# process (each MLflow server, CLI run and forked child in the tests) would otherwise compile
+# MLflow from source again. Without uv, `pip install -e ".[all]" --group dev` (pip >= 25.1).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1" "uv>=0.9"
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[all]" --group dev
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e ".[all]" --group dev
 	touch $(STAMP)
 
 lint: $(STAMP)

@@ -249,11 +249,9 @@ def check_install(
     made = run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], env=child_env())
     target = f"{wheel}[{extra}]" if extra else str(wheel)
     python = str(venv / "bin" / "python")
-    step = (
-        made
-        if not made.ok
-        else run([uv, "pip", "install", "--quiet", "--python", python, target], env=child_env())
-    )
+    # Bytecode compiled as pip would, so the size is what a pip user finds on disk.
+    install = [uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", python, target]
+    step = made if not made.ok else run(install, env=child_env())
     if not step.ok:
         checks.check(False, f"uv pip install {label}", tail(step.output, 20))
         return result
