@@ -79,6 +79,13 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPath
 
 
 @pytest.fixture(scope="session")
+def httpserver_listen_address() -> tuple[str, int]:
+    """pytest-httpserver's one server per session binds 127.0.0.1 only, whichever test (a unit
+    test, or a documentation snippet run by an integration test) starts it first."""
+    return ("127.0.0.1", 0)
+
+
+@pytest.fixture(scope="session")
 def openbao() -> Iterator[OpenBaoServer]:
     """One OpenBao dev server for the session (KV v2 at `secret/`; namespaces supported).
 

@@ -88,6 +88,7 @@ def mlflow_user(server: MlflowAuthServer) -> tuple[str, str]:
 # -- everything right ---------------------------------------------------------------------------
 
 
+@pytest.mark.smoke
 def test_every_check_passes_with_a_real_dry_run(
     configure: Configure, stored: Callable[[dict[str, Any]], str], mlflow_server: MlflowAuthServer
 ) -> None:
@@ -150,6 +151,7 @@ def test_a_healthy_doctor_for_aws_loads_neither_hvac_nor_mlflow(
     assert report == {"exit": 0, "loaded": ["boto3", "botocore"]}, stdout
 
 
+@pytest.mark.smoke
 @pytest.mark.parametrize("command", ["info", "doctor"])
 def test_a_healthy_cli_piped_into_head_ends_quietly(
     configure: Configure, stored: Callable[[dict[str, Any]], str], command: str

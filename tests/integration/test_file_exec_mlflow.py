@@ -114,6 +114,7 @@ def volume(user: User, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Secre
     return secret_volume
 
 
+@pytest.mark.smoke
 def test_file_store_logs_a_run_through_mlflow(
     user: User,
     volume: SecretVolume,

@@ -383,10 +383,12 @@ def test_failed_start_reports_redacted_stderr(tmp_path: Path) -> None:
         secrets=[secret],
     )
     proc.start()
+    timeout = 60.0
     started = time.monotonic()
     with pytest.raises(ServerStartError) as info:
-        proc.wait_ready(lambda: False, timeout=10, what="never")
-    assert time.monotonic() - started < 5  # noticed the exit, did not wait for the timeout
+        proc.wait_ready(lambda: False, timeout=timeout, what="never")
+    # Noticed the exit instead of waiting out the timeout; half of it leaves a busy machine room.
+    assert time.monotonic() - started < timeout / 2
     message = str(info.value)
     assert "exited with code 3" in message
     assert "boom ***" in message

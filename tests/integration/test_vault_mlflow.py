@@ -115,6 +115,7 @@ def assert_recorded(setup: Setup, run_id: str, model_name: str) -> None:
     assert versions["registered_model"]["latest_versions"][0]["run_id"] == run_id
 
 
+@pytest.mark.smoke
 def test_basic_mode_logs_run_artifact_and_model(setup: Setup, tmp_path: Path) -> None:
     run_id, model = train(tmp_path)
     assert_recorded(setup, run_id, model)

@@ -16,7 +16,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from mlflow_secrets_auth.clear_marker import MARKER_NAME, ClearMarker, marker_directory
+from mlflow_secrets_auth.clear_marker import (
+    DEFAULT_POLL_INTERVAL,
+    MARKER_NAME,
+    ClearMarker,
+    marker_directory,
+)
 from mlflow_secrets_auth.cli import main
 from mlflow_secrets_auth.doctor import Check, run_doctor
 from mlflow_secrets_auth.info import is_secret_variable, masked_value
@@ -734,7 +739,7 @@ def test_concurrent_pollers_in_one_process_see_a_clear_exactly_once(tmp_path: Pa
     assert results.count(True) == 1
 
 
-def test_a_running_process_sees_the_cli_clear_within_a_second(tmp_path: Path) -> None:
+def test_a_running_process_sees_the_cli_clear_promptly(tmp_path: Path) -> None:
     env = {**os.environ, "MLFLOW_SECRETS_CACHE_DIR": str(tmp_path)}
     child = textwrap.dedent(
         """
@@ -742,7 +747,7 @@ def test_a_running_process_sees_the_cli_clear_within_a_second(tmp_path: Path) ->
         from mlflow_secrets_auth.clear_marker import MARKER
         MARKER.poll()
         print("ready", flush=True)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if MARKER.poll():
                 print("cleared", flush=True)
@@ -766,7 +771,9 @@ def test_a_running_process_sees_the_cli_clear_within_a_second(tmp_path: Path) ->
         cleared_at = time.monotonic()
         line = process.stdout.readline().strip()
         assert line == "cleared"
-        assert time.monotonic() - cleared_at < 1.0
+        # The marker is polled every DEFAULT_POLL_INTERVAL (0.1 s): fifty of them leave a busy
+        # machine room and still tell "at the next poll" from "at the next TTL".
+        assert time.monotonic() - cleared_at < DEFAULT_POLL_INTERVAL * 50
     finally:
         process.kill()
         process.wait()
