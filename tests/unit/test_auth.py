@@ -18,7 +18,7 @@ from werkzeug import Request, Response
 
 from mlflow_secrets_auth.auth import SecretsAuth, is_api_url
 from mlflow_secrets_auth.backends.base import FetchedSecret
-from mlflow_secrets_auth.backends.vault import VaultSettings
+from mlflow_secrets_auth.backends.vault_settings import VaultSettings
 from mlflow_secrets_auth.cache import CredentialCache
 from mlflow_secrets_auth.errors import HostNotAllowedError, LoginPageError, SecretsAuthError
 from mlflow_secrets_auth.hosts import HostPolicy, parse_allowed_hosts

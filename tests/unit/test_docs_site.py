@@ -21,7 +21,7 @@ from mlflow_secrets_auth.backends.azure import AzureSettings
 from mlflow_secrets_auth.backends.exec import ExecSettings
 from mlflow_secrets_auth.backends.file import FileSettings
 from mlflow_secrets_auth.backends.gcp import GcpSettings
-from mlflow_secrets_auth.backends.vault import VaultSettings
+from mlflow_secrets_auth.backends.vault_settings import VaultSettings
 from mlflow_secrets_auth.clear_marker import CACHE_DIR_VARIABLE
 from mlflow_secrets_auth.cli import main
 from mlflow_secrets_auth.profiles import (

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from mlflow_secrets_auth.backends.base import FetchedSecret
-from mlflow_secrets_auth.backends.vault import VaultSettings
+from mlflow_secrets_auth.backends.vault_settings import VaultSettings
 from mlflow_secrets_auth.cache import CredentialCache
 from mlflow_secrets_auth.credentials import Credential, jwt_expiry
 from mlflow_secrets_auth.errors import BackendError

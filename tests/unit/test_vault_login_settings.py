@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_secrets_auth.backends.vault import VaultSettings
+from mlflow_secrets_auth.backends.vault_settings import VaultSettings
 from mlflow_secrets_auth.errors import ConfigurationError, IncompleteConfigurationError
 from mlflow_secrets_auth.info import is_secret_variable
 from mlflow_secrets_auth.settings import load_general, load_store_settings

@@ -23,9 +23,9 @@ from ..errors import BackendError, Step
 from ..log import get_logger, register_secret
 from ..network import explain
 from .base import FetchedSecret
-from .vault import VaultSettings
 from .vault_login import login, login_fix, user_token, user_token_fix
 from .vault_retry import TransientRetryAdapter
+from .vault_settings import VaultSettings
 from .vault_token import TokenLease, no_expiry
 
 logger = get_logger(__name__)

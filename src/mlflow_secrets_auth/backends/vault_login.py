@@ -17,7 +17,7 @@ import requests
 from ..errors import BackendError
 from ..log import get_logger, register_secret
 from ..network import explain
-from .vault import VaultSettings
+from .vault_settings import VaultSettings
 
 logger = get_logger(__name__)
 NAME = "vault"

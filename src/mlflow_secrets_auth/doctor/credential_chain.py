@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from ..backends.vault import VaultSettings
+from ..backends.vault_settings import VaultSettings
 from ..errors import BackendError
 from ..settings import BackendSettings
 from .describe import _login_passed, _secret_name, _target

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..backends.vault import VaultSettings
+from ..backends.vault_settings import VaultSettings
 from ..modes import mode_in_effect
 from ..settings import BackendSettings
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from ..backends.vault import VaultSettings
+from ..backends.vault_settings import VaultSettings
 
 TokenState = Literal["valid", "invalid", "unknown"]
 
