@@ -22,7 +22,7 @@ from pathlib import Path
 
 import requests
 
-from _common import ROOT
+from _common import ROOT, environment
 
 sys.path.insert(0, str(ROOT / "testbed"))
 from support.azure_keyvault_fake import (
@@ -56,9 +56,7 @@ def measure(
 ) -> None:
     from mlflow_secrets_auth import SecretsAuthProviderFactory, runtime
 
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with environment(env):
         factory = SecretsAuthProviderFactory()
 
         def plugin_request() -> None:
@@ -79,13 +77,6 @@ def measure(
             f"  cache miss, client reused: plugin {plugin_miss:6.2f} ms | bare call "
             f"{sdk_call:6.2f} ms | ratio {plugin_miss / sdk_call:5.2f}"
         )
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        runtime.reset()
 
 
 def vault(stack: ExitStack) -> None:

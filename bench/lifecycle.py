@@ -14,16 +14,15 @@ Printed, never asserted. The store is OpenBao behind the tests' counting proxy.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 
 import requests
 
-from _common import ROOT
+from _common import ROOT, environment
 
 sys.path.insert(0, str(ROOT / "testbed"))
 from support.counting_proxy import CountingProxy
@@ -50,24 +49,6 @@ def apply_auth() -> None:
     import mlflow_secrets_auth
 
     mlflow_secrets_auth.get_auth()(prepared())
-
-
-@contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    from mlflow_secrets_auth import runtime
-
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    runtime.reset()
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        runtime.reset()
 
 
 def vault_env(proxy: CountingProxy, bao: OpenBaoServer, ttl: str) -> dict[str, str]:

@@ -14,7 +14,6 @@ overhead shows) and a Python script (what a real CLI costs at least).
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import statistics
 import subprocess
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import requests
 
-from _common import ROOT
+from _common import ROOT, environment
 
 sys.path.insert(0, str(ROOT / "testbed"))
 from support.secret_files import SecretVolume
@@ -71,9 +70,7 @@ def measure(name: str, store_class: type, env: dict[str, str], bare: Callable[[]
     # A new store's first fetch, without the plugin's settings, cache and parsing around it.
     store_only = paired_ms(lambda: store_class(settings).fetch(), bare, lambda: None)
     print(line("store only", store_only, who="store"), flush=True)
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with environment(env):
         factory = SecretsAuthProviderFactory()
 
         def plugin_request() -> None:
@@ -83,13 +80,6 @@ def measure(name: str, store_class: type, env: dict[str, str], bare: Callable[[]
         plugin_request()
         miss = paired_ms(plugin_request, bare, runtime.CACHE.clear)
         print(line("cache miss, store reused", miss))
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        runtime.reset()
 
 
 def file_store(folder: Path) -> None:
