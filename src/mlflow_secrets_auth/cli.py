@@ -165,10 +165,6 @@ def info(ctx: click.Context, as_json: bool) -> None:
     ctx.exit(0 if data["ok"] else 1)
 
 
-def _yes(value: object) -> str:
-    return "yes" if value else "no"
-
-
 def _print_info(data: dict[str, Any]) -> None:
     echo = _out
     echo(

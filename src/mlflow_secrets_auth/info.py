@@ -8,6 +8,7 @@ a backend SDK (``importlib.util.find_spec`` only locates it).
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import importlib.util
 import os
@@ -111,6 +112,7 @@ def is_secret_variable(name: str) -> bool:
     return any(word in _SECRET_WORDS for word in name.upper().split("_"))
 
 
+@functools.cache
 def _declared_secrecy() -> dict[str, bool]:
     """What the built-in stores declare about their own variables (the SDKs' are not theirs to
     declare, so the name heuristics still apply to those)."""

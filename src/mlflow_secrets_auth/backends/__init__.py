@@ -56,6 +56,7 @@ class StoreUnavailableError(ConfigurationError):
             variable="MLFLOW_SECRETS_AUTH_ENABLE",
         )
         self.entry = entry
+        self.reason = reason
         self.backend = entry.name
 
 
@@ -115,7 +116,7 @@ def load_store(name: str) -> type[SecretStore[Any]]:
     """
     cached = _classes.get(name)
     if isinstance(cached, StoreUnavailableError):
-        raise StoreUnavailableError(cached.entry, str(cached).split(": ", 1)[1].split(". ")[0])
+        raise StoreUnavailableError(cached.entry, cached.reason)  # a fresh traceback
     if cached is not None:
         return cached
     entry = store_entry(name)

@@ -25,11 +25,10 @@ from ..network import explain
 from .base import FetchedSecret
 from .vault_login import login, login_fix, user_token, user_token_fix
 from .vault_retry import TransientRetryAdapter
-from .vault_settings import VaultSettings
+from .vault_settings import NAME, VaultSettings
 from .vault_token import TokenLease, no_expiry
 
 logger = get_logger(__name__)
-NAME = "vault"
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,9 @@ import requests
 from ..errors import BackendError
 from ..log import get_logger, register_secret
 from ..network import explain
-from .vault_settings import VaultSettings
+from .vault_settings import NAME, VaultSettings
 
 logger = get_logger(__name__)
-NAME = "vault"
 
 
 def read_credential_file(path: str, what: str, fix: str) -> str:
